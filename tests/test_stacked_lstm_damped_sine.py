@@ -1,0 +1,259 @@
+"""Tests for stacked_lstm_damped_sine.py (lesson 7)."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import stacked_lstm_damped_sine as sine
+
+SCRIPT = Path(sine.__file__)
+
+
+# --- 7.2 the data -----------------------------------------------------------
+
+
+def test_generate_sequence_matches_the_formula():
+    length, period, decay = 30, 12, 0.05
+    expected = [0.5 + 0.5 * math.sin(2 * math.pi * i / period) * math.exp(-decay * i) for i in range(length)]
+    np.testing.assert_allclose(sine.generate_sequence(length, period, decay), expected, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    length=st.integers(1, 400),
+    period=st.integers(1, 50),
+    decay=st.floats(0.0, 1.0),
+)
+def test_damped_sine_always_in_unit_interval(length, period, decay):
+    values = sine.generate_sequence(length, period, decay)
+    assert values.shape == (length,)
+    assert np.all(values >= 0.0) and np.all(values <= 1.0)
+
+
+def test_random_parameters_ranges_and_both_ends_occur():
+    period, decay = sine.random_parameters(5_000, rng=0)
+    assert period.dtype.kind == "i"
+    assert period.min() == 10 and period.max() == 20  # randint-like: both ends included
+    assert set(np.unique(period)) == set(range(10, 21))
+    assert np.all(decay >= 0.01) and np.all(decay <= 0.1)
+
+
+def test_generate_examples_shapes_range_and_split():
+    X, y = sine.generate_examples(50, 64, 5, rng=1)
+    assert X.shape == (64, 50, 1) and y.shape == (64, 5)
+    assert np.all((X >= 0) & (X <= 1)) and np.all((y >= 0) & (y <= 1))
+    # each example is the lesson's generate_sequence, split into its first 50 and last 5 points
+    period, decay = sine.random_parameters(64, rng=1)
+    for n in (0, 17, 63):
+        wave = sine.generate_sequence(55, period[n], decay[n])
+        np.testing.assert_allclose(X[n, :, 0], wave[:50], atol=1e-6)
+        np.testing.assert_allclose(y[n], wave[50:], atol=1e-6)
+
+
+def test_generate_examples_is_deterministic_per_seed():
+    a = sine.generate_examples(20, 10, 5, rng=3)
+    b = sine.generate_examples(20, 10, 5, rng=3)
+    c = sine.generate_examples(20, 10, 5, rng=4)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_baselines_arithmetic():
+    X = np.array([[[0.2], [0.7]], [[0.4], [0.1]]], dtype="float32")
+    np.testing.assert_allclose(sine.persistence_forecast(X, 3), [[0.7] * 3, [0.1] * 3])
+    np.testing.assert_allclose(sine.centre_line_forecast(X, 3), np.full((2, 3), 0.5))
+    assert sine.mae([[0.0, 1.0]], [[0.5, 0.5]]) == pytest.approx(0.5)
+
+
+# --- 7.1.3 and 7.3 the models -------------------------------------------------
+
+
+def test_demo_output_shapes():
+    last_only, every_step = sine.demo_return_sequences()
+    assert last_only.shape == (1, 1)
+    assert every_step.shape == (1, 3, 1)
+
+
+def test_stacked_lstm_parameter_counts():
+    model = sine.stacked_lstm(length=50, output=5, units=20)
+    assert [layer.count_params() for layer in model.layers] == [1_760, 3_280, 105]
+    assert model.count_params() == 5_145
+    assert model.output_shape == (None, 5)
+
+
+def test_four_layer_definition_and_vanilla():
+    four = sine.stacked_lstm(n_layers=4)
+    assert [type(layer).__name__ for layer in four.layers] == ["LSTM"] * 4 + ["Dense"]
+    assert [layer.return_sequences for layer in four.layers[:4]] == [True, True, True, False]
+    assert sine.vanilla_lstm().count_params() == 1_760 + 105
+
+
+# --- the command line ---------------------------------------------------------
+
+
+def test_quick_run_writes_every_promised_file(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert sine.main(["--quick", "--verbose", "0", "--compare-vanilla", "--out-dir", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert names == {
+        "sine_wave.png",
+        "damped_sine_wave.png",
+        "examples.png",
+        "loss.png",
+        "prediction.png",
+        "mae_comparison.png",
+        "metrics.json",
+        "stacked_lstm.keras",
+        "vanilla_lstm.keras",
+    }
+    record = json.loads((out / "metrics.json").read_text())
+    for key in ("args", "seed", "versions", "backend", "data", "timings_s", "metrics"):
+        assert key in record
+    assert set(record["timings_s"]) == {"data", "fit", "evaluate"}
+    metrics = record["metrics"]
+    assert set(metrics) == {"stacked_lstm", "vanilla_lstm", "persistence", "centre_line"}
+    printed = capsys.readouterr().out
+    for name, scores in metrics.items():
+        assert 0 < scores["mae_mean"] < 0.5
+        assert f"{scores['mae_mean']:.4f}" in printed  # the table shows what the record holds
+    # our numpy MAE and Keras's own evaluate() agree: the same metric for models and baselines
+    lstm = metrics["stacked_lstm"]
+    assert lstm["keras_evaluate_mae_per_seed"][0] == pytest.approx(lstm["mae_per_seed"][0], rel=1e-4)
+    import keras
+
+    model = keras.models.load_model(out / "stacked_lstm.keras")
+    assert model.count_params() == 5_145
+
+
+def test_repeats_report_mean_and_std(tmp_path):
+    out = tmp_path / "out"
+    args = ["--quick", "--verbose", "0", "--n-train", "100", "--n-eval", "50", "--repeats", "2", "--out-dir", str(out)]
+    assert sine.main(args) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["seeds"] == [7, 8]
+    scores = record["metrics"]["persistence"]
+    assert len(scores["mae_per_seed"]) == 2
+    assert scores["mae_mean"] == pytest.approx(np.mean(scores["mae_per_seed"]))
+    assert scores["mae_std"] == pytest.approx(np.std(scores["mae_per_seed"]))
+
+
+def test_demo_prints_shapes_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert sine.main(["--demo", "--out-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "shape (1, 1)" in printed and "shape (1, 3, 1)" in printed
+    assert "stacked_lstm_4_layers" in printed
+    assert not out.exists()
+
+
+def test_learning_beats_both_baselines_on_fresh_data():
+    """A short training run (half of the lesson's data) must already beat the baselines."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    X_train, y_train = sine.generate_examples(50, 5_000, 5, rng)
+    X_eval, y_eval = sine.generate_examples(50, 500, 5, rng)
+    model = sine.compile_model(sine.stacked_lstm())
+    sine.fit_model(model, X_train, y_train, batch_size=10, epochs=1, verbose=0)
+    lstm = sine.mae(y_eval, model.predict(X_eval, verbose=0))
+    assert lstm < sine.mae(y_eval, sine.persistence_forecast(X_eval, 5))
+    assert lstm < sine.mae(y_eval, sine.centre_line_forecast(X_eval, 5))
+
+
+# --- bad input: one line, exit 2, nothing written ------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--output", "0"], "--output"),
+        (["--n-train", "-5"], "--n-train"),
+        (["--epochs", "0"], "--epochs"),
+        (["--batch-size", "two"], "--batch-size"),
+        (["--units", "2.5"], "--units"),
+        (["--repeats", "0"], "--repeats"),
+        (["--output", "50"], "--output must be smaller than --length"),
+        (["--length", "10", "--output", "12"], "--output must be smaller than --length"),
+        (["--length", "1"], "--length must be 2 or more"),
+    ],
+)
+def test_bad_options_exit_2_and_write_nothing(tmp_path, capsys, args, words):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        sine.main(args + ["--out-dir", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert words in err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert not out.exists()
+
+
+def test_out_dir_that_is_a_file_exits_2(tmp_path, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("keep me")
+    with pytest.raises(SystemExit) as exit_info:
+        sine.main(["--quick", "--out-dir", str(target)])
+    assert exit_info.value.code == 2
+    assert "is a file" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
+
+
+def test_rerun_replaces_its_files_and_touches_nothing_else(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "my_notes.txt").write_text("mine")
+    args = ["--quick", "--verbose", "0", "--n-train", "50", "--n-eval", "20", "--out-dir", str(out)]
+    assert sine.main(args) == 0
+    first = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    time.sleep(0.05)
+    assert sine.main(args + ["--seed", "8"]) == 0
+    second = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert set(first) == set(second)  # no temporary files left behind
+    assert (out / "my_notes.txt").read_text() == "mine"
+    assert second["my_notes.txt"] == first["my_notes.txt"]
+    assert all(second[name] > first[name] for name in second if name != "my_notes.txt")
+    assert json.loads((out / "metrics.json").read_text())["seed"] == 8
+
+
+def test_ctrl_c_during_fit_exits_130_headless_with_whole_files(tmp_path):
+    """Run the script for real, with no display and no MPLBACKEND, and press Ctrl-C in fit."""
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "DISPLAY")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--n-train", "200000", "--verbose", "0", "--out-dir", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        for line in proc.stdout:  # wait until the model summary is printed: fit comes next
+            if "Non-trainable params" in line:
+                break
+        time.sleep(4)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    names = {p.name for p in out.iterdir()}
+    assert {"sine_wave.png", "damped_sine_wave.png", "examples.png"} <= names
+    assert not [n for n in names if n.startswith(".tmp-")]
+    import matplotlib.image
+
+    for png in out.glob("*.png"):
+        assert matplotlib.image.imread(png).ndim == 3  # each PNG is whole and readable
