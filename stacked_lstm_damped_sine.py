@@ -292,15 +292,20 @@ def centre_line_forecast(X, output):
 # ---------------------------------------------------------------------------
 
 
-def plot_prediction(y, yhat, persistence):
-    fig, ax = plt.subplots(figsize=(6, 4))
-    steps = np.arange(1, len(y) + 1)
-    ax.plot(steps, y, "-o", label="y (expected)")
-    ax.plot(steps, yhat, "-o", label="yhat (stacked LSTM)")
-    ax.plot(steps, persistence, ":", color="grey", label="persistence baseline")
-    ax.set(title="One new damped sine wave: the 5 predicted points", xlabel="future time step", ylabel="value")
-    ax.set_xticks(steps)
-    ax.legend()
+def plot_prediction(x, y, yhat, persistence):
+    """The whole input wave (left), and a close-up of its end with the 5 points (right)."""
+    fig, (ax_all, ax_end) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+    past = np.arange(len(x))
+    future = np.arange(len(x), len(x) + len(y))
+    for ax, start in ((ax_all, 0), (ax_end, max(0, len(x) - 10))):
+        ax.plot(past[start:], x[start:], "-", color="grey", label="input (what the model reads)")
+        ax.plot(future, y, "-o", label="y (expected)")
+        ax.plot(future, yhat, "-o", label="yhat (stacked LSTM)")
+        ax.plot(future, persistence, ":", color="black", label="persistence baseline")
+        ax.set(xlabel="time step", ylabel="value")
+    ax_all.set_title("One new damped sine wave")
+    ax_end.set_title("Close-up: the last 10 inputs and the 5 predictions")
+    ax_end.legend(fontsize="small")
     fig.tight_layout()
     return fig
 
@@ -515,6 +520,7 @@ def run_seed(seed, args, out_dir, first):
     """Every step of 7.4-7.6 for one seed; figures and models only for the first seed."""
     import keras
 
+    keras.backend.clear_session()  # free the previous seed's models before building new ones
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     timings = dict(data=0.0, fit=0.0, evaluate=0.0)
@@ -545,7 +551,8 @@ def run_seed(seed, args, out_dir, first):
         # 7.6: one new wave, never seen in training or evaluation
         X_new, y_new = generate_examples(args.length, 1, args.output, rng)
         yhat_new = models["stacked_lstm"].predict(X_new, verbose=0)
-        save_figure(plot_prediction(y_new[0], yhat_new[0], persistence_forecast(X_new, args.output)[0]), out_dir / "prediction.png")
+        persistence_new = persistence_forecast(X_new, args.output)
+        save_figure(plot_prediction(X_new[0, :, 0], y_new[0], yhat_new[0], persistence_new[0]), out_dir / "prediction.png")
         for name, model in models.items():
             write_atomically(out_dir / f"{name}.keras", model.save)
             print(f"saved {out_dir / f'{name}.keras'}")
