@@ -304,7 +304,7 @@ def plot_prediction(x, y, yhat, persistence):
         ax.plot(future, persistence, ":", color="black", label="persistence baseline")
         ax.set(xlabel="time step", ylabel="value")
     ax_all.set_title("One new damped sine wave")
-    ax_end.set_title("Close-up: the last 10 inputs and the 5 predictions")
+    ax_end.set_title("Close-up: last 10 inputs, 5 predictions")
     ax_end.legend(fontsize="small")
     fig.tight_layout()
     return fig
@@ -594,8 +594,12 @@ def report(summary, n_seeds):
     if "vanilla_lstm" in summary:
         vanilla = summary["vanilla_lstm"]["mae_mean"]
         winner = "stacked" if lstm < vanilla else "vanilla"
-        print(f"Stacked vs vanilla: the {winner} LSTM wins, {lstm:.4f} vs {vanilla:.4f} "
+        print(f"Stacked vs vanilla: the {winner} LSTM has the lower MAE, {lstm:.4f} vs {vanilla:.4f} "
               f"({100 * abs(lstm - vanilla) / max(lstm, vanilla):.0f}% apart).")
+        if n_seeds > 1:
+            pairs = zip(summary["stacked_lstm"]["mae_per_seed"], summary["vanilla_lstm"]["mae_per_seed"])
+            wins = sum(stacked < vanilla for stacked, vanilla in pairs)
+            print(f"Seed by seed, the stacked LSTM wins {wins} of {n_seeds}.")
 
 
 def main(argv=None):
