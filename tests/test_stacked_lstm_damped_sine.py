@@ -158,12 +158,16 @@ def test_demo_prints_shapes_and_writes_nothing(tmp_path, capsys):
 
 
 def test_learning_beats_both_baselines_on_fresh_data():
-    """A short training run (half of the lesson's data) must already beat the baselines."""
+    """The lesson's training budget (about 10 s here) must beat both naive baselines.
+
+    Half the data is not enough to beat the centre line reliably; one pass over the
+    lesson's 10,000 examples is (see the README for the spread over seeds).
+    """
     import keras
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    X_train, y_train = sine.generate_examples(50, 5_000, 5, rng)
+    X_train, y_train = sine.generate_examples(50, 10_000, 5, rng)
     X_eval, y_eval = sine.generate_examples(50, 500, 5, rng)
     model = sine.compile_model(sine.stacked_lstm())
     sine.fit_model(model, X_train, y_train, batch_size=10, epochs=1, verbose=0)
