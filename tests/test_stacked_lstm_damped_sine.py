@@ -261,3 +261,20 @@ def test_ctrl_c_during_fit_exits_130_headless_with_whole_files(tmp_path):
 
     for png in out.glob("*.png"):
         assert matplotlib.image.imread(png).ndim == 3  # each PNG is whole and readable
+
+
+def test_quick_run_under_jax_backend(tmp_path):
+    """The script uses only Keras APIs, so it runs unchanged on another backend."""
+    out = tmp_path / "out"
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--verbose", "0", "--out-dir", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["backend"] == "jax"
+    assert 0 < record["metrics"]["stacked_lstm"]["mae_mean"] < 0.5
