@@ -1,0 +1,649 @@
+"""Tests for stock_lstm_compare.py.
+
+Data reading and its errors, the lesson's arithmetic checked by hand, the
+baselines, the strict protocol's scaler, the four networks, and whole runs of
+both protocols (tiny: --quick or one epoch). No data file is needed: the tests
+write small CSVs in Kaggle's format, and the default runs use matplotlib's
+shipped Google prices.
+"""
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import stock_lstm_compare as slc
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "stock_lstm_compare.py"
+KAGGLE_HEADER = "date,open,high,low,close,volume,Name"
+
+# Three AAL rows as Kaggle's all_stocks_5yr.csv has them: their mid prices are the
+# chapter's first three, 14.875, 14.635 and 14.305.
+AAL_FIRST_ROWS = [
+    "2013-02-08,15.07,15.12,14.63,14.75,8407500,AAL",
+    "2013-02-11,14.89,15.01,14.26,14.46,8882000,AAL",
+    "2013-02-12,14.45,14.51,14.1,14.27,8126000,AAL",
+]
+
+
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path, monkeypatch):
+    """Run in an empty folder: no data/all_stocks_5yr.csv, so the default data is the fallback."""
+    monkeypatch.chdir(tmp_path)
+
+
+def trading_days(n, start="2013-02-08"):
+    return np.busday_offset(np.datetime64(start, "D"), np.arange(n), roll="forward")
+
+
+def price_rows(ticker, n, start_price=20.0, seed=0, start="2013-02-08"):
+    """n rows of a made-up random walk, in Kaggle's column order."""
+    rng = np.random.default_rng(seed)
+    mid = start_price * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    spread = mid * rng.uniform(0.002, 0.02, n)
+    rows = []
+    for day, m, s in zip(trading_days(n, start), mid, spread):
+        high, low = m + s / 2, m - s / 2
+        rows.append(f"{day},{m:.4f},{high:.4f},{low:.4f},{m:.4f},1000000,{ticker}")
+    return rows
+
+
+def write_csv(path, rows, header=KAGGLE_HEADER):
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def set_field(row, index, value):
+    fields = row.split(",")
+    fields[index] = value
+    return ",".join(fields)
+
+
+def run_main(argv, capsys):
+    code = slc.main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# ---------------------------------------------------------------------------
+# Reading the data: formats, header case, ticker selection, repairs
+# ---------------------------------------------------------------------------
+
+
+def test_reads_kaggle_all_stocks_file_and_picks_the_ticker(tmp_path):
+    rows = price_rows("AAPL", 30, 60.0, seed=1) + AAL_FIRST_ROWS + price_rows("AAL", 27, 15.0, start="2013-02-13")
+    data = slc.read_price_csv(write_csv(tmp_path / "all_stocks_5yr.csv", rows), "AAL")
+    mid = slc.mid_prices(data["high"], data["low"])
+    assert len(mid) == 30
+    np.testing.assert_allclose(mid[:3], [14.875, 14.635, 14.305])
+    assert data["source"] == {"kind": "csv", "path": str(tmp_path / "all_stocks_5yr.csv"), "ticker": "AAL"}
+    assert data["repairs"] == []
+    assert str(data["dates"][0]) == "2013-02-08"
+
+
+def test_ticker_is_matched_whatever_its_letter_case(tmp_path):
+    path = write_csv(tmp_path / "s.csv", AAL_FIRST_ROWS + price_rows("AAPL", 5))
+    data = slc.read_price_csv(path, "aal")
+    assert data["source"]["ticker"] == "AAL" and len(data["high"]) == 3
+
+
+def test_reads_per_ticker_file_with_capitalised_headers(tmp_path):
+    path = write_csv(tmp_path / "AAL_data.csv", AAL_FIRST_ROWS, header="Date,Open,High,Low,Close,Volume,Name")
+    data = slc.read_price_csv(path, "AAL")
+    np.testing.assert_allclose(slc.mid_prices(data["high"], data["low"]), [14.875, 14.635, 14.305])
+
+
+def test_reads_any_csv_with_date_high_low_and_no_name_column(tmp_path):
+    path = tmp_path / "prices.csv"
+    path.write_text("HIGH,Low,DATE\n15.12,14.63,2013-02-08\n15.01,14.26,2013-02-11\n")
+    data = slc.read_price_csv(path, "AAL")  # no Name column: the ticker plays no part
+    assert data["source"]["ticker"] is None
+    np.testing.assert_allclose(slc.mid_prices(data["high"], data["low"]), [14.875, 14.635])
+
+
+def test_unsorted_rows_are_sorted_and_repeated_rows_dropped_and_both_stated(tmp_path):
+    rows = [AAL_FIRST_ROWS[2], AAL_FIRST_ROWS[0], AAL_FIRST_ROWS[1], AAL_FIRST_ROWS[0]]
+    data = slc.read_price_csv(write_csv(tmp_path / "s.csv", rows), "AAL")
+    assert [str(d) for d in data["dates"]] == ["2013-02-08", "2013-02-11", "2013-02-12"]
+    np.testing.assert_allclose(slc.mid_prices(data["high"], data["low"]), [14.875, 14.635, 14.305])
+    assert len(data["repairs"]) == 2
+    assert "sorted 4 rows by date" in data["repairs"][0]
+    assert "dropped 1 row(s)" in data["repairs"][1]
+
+
+def test_without_csv_the_kaggle_file_in_data_is_used_when_present(tmp_path):
+    (tmp_path / "data").mkdir()
+    write_csv(tmp_path / "data" / "all_stocks_5yr.csv", AAL_FIRST_ROWS + price_rows("AAPL", 3))
+    data = slc.load_prices(None, "AAL")  # the working folder is tmp_path
+    assert data["source"] == {"kind": "csv", "path": str(Path("data") / "all_stocks_5yr.csv"), "ticker": "AAL"}
+    assert len(data["high"]) == 3
+
+
+def test_fallback_is_matplotlibs_google_prices():
+    data = slc.load_prices(None)
+    assert data["source"]["path"] == "goog.npz"
+    assert len(data["dates"]) == 1047
+    assert (str(data["dates"][0]), str(data["dates"][-1])) == ("2004-08-19", "2008-10-14")
+    assert np.all(np.diff(data["dates"]) > np.timedelta64(0, "D"))
+    assert np.all(data["high"] >= data["low"])
+
+
+# ---------------------------------------------------------------------------
+# The lesson's split and windows
+# ---------------------------------------------------------------------------
+
+
+def test_lesson_counts_on_1259_points_are_1000_251_and_990_241_windows():
+    mid = 30 + np.sin(np.arange(1259) / 20.0) + np.arange(1259) / 100.0
+    train_size, test_size = slc.split_sizes(len(mid))
+    assert (train_size, test_size) == (1000, 251)
+    prep = slc.prepare_lesson(mid, train_size, test_size)
+    x_train, y_train = prep["splits"]["train"]["x"], prep["splits"]["train"]["y"]
+    x_test, y_test = prep["splits"]["test"]["x"], prep["splits"]["test"]["y"]
+    assert x_train.shape == (990, 7) and y_train.shape == (990,)
+    assert x_test.shape == (241, 7) and y_test.shape == (241,)
+    assert slc.frame_inputs(x_train).shape == (990, 1, 7)  # the lesson's reshape
+    assert slc.frame_inputs(x_train, "timesteps").shape == (990, 7, 1)
+
+
+def test_shorter_series_is_split_in_the_lesson_proportion():
+    assert slc.split_sizes(1047) == (837, 210)  # the fallback: 1047 * 1000/1251 = 836.9
+    assert slc.split_sizes(1300) == (1000, 251)
+    assert slc.split_sizes(2000, train_size=400, test_size=100) == (400, 100)
+    assert slc.split_sizes(2000, train_size=400) == (400, 100)  # 400 * 251/1000 = 100.4
+    assert slc.split_sizes(2000, test_size=251) == (1000, 251)
+
+
+# ---------------------------------------------------------------------------
+# The lesson's arithmetic, by hand, on a small CSV in Kaggle's format
+# ---------------------------------------------------------------------------
+
+
+def test_lesson_pipeline_arithmetic_by_hand_on_a_small_kaggle_csv(tmp_path):
+    # AAL's first three days, then 9 made-up days; mid prices in the comments.
+    rows = AAL_FIRST_ROWS + [
+        "2013-02-13,14.6,14.7,14.5,14.6,1,AAL",  # 14.60
+        "2013-02-14,14.6,15.0,14.6,14.8,1,AAL",  # 14.80
+        "2013-02-15,14.6,15.2,14.8,15.0,1,AAL",  # 15.00
+        "2013-02-19,14.6,15.0,14.0,14.5,1,AAL",  # 14.50
+        "2013-02-20,14.6,16.0,15.0,15.5,1,AAL",  # 15.50
+        "2013-02-21,14.6,16.2,15.8,16.0,1,AAL",  # 16.00  (test from here)
+        "2013-02-22,14.6,17.0,16.0,16.5,1,AAL",  # 16.50
+        "2013-02-25,14.6,15.2,14.8,15.0,1,AAL",  # 15.00
+        "2013-02-26,14.6,18.2,17.8,18.0,1,AAL",  # 18.00
+    ]
+    rows = rows + price_rows("ZZZ", 4, seed=3)  # another ticker, ignored
+    data = slc.read_price_csv(write_csv(tmp_path / "all_stocks_5yr.csv", rows), "AAL")
+    mid = slc.mid_prices(data["high"], data["low"])
+    np.testing.assert_allclose(mid, [14.875, 14.635, 14.305, 14.6, 14.8, 15.0, 14.5, 15.5, 16.0, 16.5, 15.0, 18.0])
+
+    prep = slc.prepare_lesson(mid, train_size=8, test_size=4, look_back=2, foresight=1, normalization_window=4)
+
+    # Window normalisation, window 4: [14.875 14.635 14.305 14.6] has min 14.305 and
+    # max 14.875 (range 0.57); [14.8 15.0 14.5 15.5] has min 14.5, max 15.5 (range 1).
+    norm = [1.0, 0.33 / 0.57, 0.0, 0.295 / 0.57, 0.3, 0.5, 0.0, 1.0]
+    np.testing.assert_allclose(prep["train_norm"], norm, atol=1e-12)
+
+    # Exponential smoothing, gamma 0.1, from 0: S = 0.1 x + 0.9 S_prev.
+    smooth, level = [], 0.0
+    for value in norm:
+        level = 0.1 * value + 0.9 * level
+        smooth.append(level)
+    s1 = 0.1 * 0.33 / 0.57 + 0.9 * 0.1
+    np.testing.assert_allclose(prep["train_smooth"][:3], [0.1, s1, 0.9 * s1])
+    np.testing.assert_allclose(prep["train_smooth"], smooth)
+
+    # The test part [16 16.5 15 18] is scaled on itself: min 15, max 18.
+    np.testing.assert_allclose(prep["test_scaled"], [1 / 3, 1.5 / 3, 0.0, 1.0])
+    np.testing.assert_allclose(prep["scaler"].inverse_transform([[0.0], [1.0]])[:, 0], [15.0, 18.0])
+
+    # Windows of 2, label at i + 2 + 1: 8 - 3 = 5 training windows, 4 - 3 = 1 test window.
+    x_train, y_train = prep["splits"]["train"]["x"], prep["splits"]["train"]["y"]
+    np.testing.assert_allclose(x_train, [smooth[i : i + 2] for i in range(5)])
+    np.testing.assert_allclose(y_train, [smooth[i + 3] for i in range(5)])
+    np.testing.assert_allclose(prep["splits"]["test"]["x"], [[1 / 3, 0.5]])
+    np.testing.assert_allclose(prep["splits"]["test"]["y"], [1.0])
+
+    # The one-step SMA needs more than 26 points, more than this: checked below on its own.
+    assert len(prep["sma"][0]) == 0 and np.isnan(prep["sma"][1])
+    ema_predictions, ema_error = prep["ema"]
+    expected, ema = [0.0], 0.0
+    for i in range(1, 8):
+        ema = 0.5 * ema + 0.5 * smooth[i - 1]
+        expected.append(ema)
+    np.testing.assert_allclose(ema_predictions, expected)
+    assert ema_error == pytest.approx(0.5 * np.mean((np.array(expected[1:]) - np.array(smooth[1:])) ** 2))
+
+
+def test_window_normalisation_refits_per_window_including_a_short_last_one():
+    data = np.array([1.0, 3.0, 2.0, 10.0, 20.0, 15.0, 7.0, 7.0])
+    np.testing.assert_allclose(slc.window_normalise(data, 3)[:, 0], [0, 1, 0.5, 0, 1, 0.5, 0, 0])
+
+
+def test_exponential_smoothing_starts_from_zero():
+    np.testing.assert_allclose(slc.exponential_smoothing([1.0, 1.0, 1.0], 0.1)[:, 0], [0.1, 0.19, 0.271])
+    np.testing.assert_allclose(slc.exponential_smoothing([2.0, 4.0], 0.5)[:, 0], [1.0, 2.5])
+
+
+def test_create_dataset_label_is_at_i_plus_look_back_plus_foresight():
+    series = np.arange(20.0).reshape(-1, 1)
+    x, y = slc.create_dataset(series, look_back=7, foresight=3)
+    assert x.shape == (10, 7)
+    np.testing.assert_array_equal(x[0], np.arange(7.0))
+    np.testing.assert_array_equal(y, np.arange(10.0, 20.0))  # y[i] = series[i + 10]
+    assert y[0] - x[0, -1] == 4  # 4 steps after the window's last value
+    x, y = slc.create_dataset(np.arange(5.0), 3, 2)
+    assert x.shape == (0, 3) and y.shape == (0,)
+
+
+# ---------------------------------------------------------------------------
+# Baselines, against hand-computed values
+# ---------------------------------------------------------------------------
+
+
+def test_one_step_sma_and_ema_as_the_lesson_scores_them():
+    predictions, error = slc.sma_one_step([1.0, 2.0, 3.0, 4.0, 5.0], window_size=2)
+    np.testing.assert_allclose(predictions, [1.5, 2.5, 3.5])  # vs 3, 4, 5
+    assert error == pytest.approx(0.5 * 2.25)
+    predictions, error = slc.ema_one_step([2.0, 4.0, 6.0], gamma=0.5)
+    np.testing.assert_allclose(predictions, [0.0, 1.0, 2.5])  # vs -, 4, 6
+    assert error == pytest.approx(0.5 * (9.0 + 12.25) / 2)
+
+
+def test_four_step_baselines_forecast_the_networks_targets():
+    series = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
+    x, y = slc.create_dataset(series, look_back=2, foresight=2)  # 3 windows, targets 16, 32, 64
+    np.testing.assert_array_equal(y, [16.0, 32.0, 64.0])
+    np.testing.assert_array_equal(slc.naive_forecast(x), [2.0, 4.0, 8.0])
+    # SMA over the last 3 values up to each window's end (fewer at the start)
+    np.testing.assert_allclose(slc.sma_forecast(series, 2, 2, window_size=3), [1.5, 7 / 3, 14 / 3])
+    # EMA with gamma 0.5 started at the first value: 1, 1.5, 2.75, 5.375
+    np.testing.assert_allclose(slc.ema_forecast(series, 2, 2, gamma=0.5), [1.5, 2.75, 5.375])
+    assert slc.mae(y, slc.naive_forecast(x)) == pytest.approx((14 + 28 + 56) / 3)
+
+
+# ---------------------------------------------------------------------------
+# The strict protocol
+# ---------------------------------------------------------------------------
+
+
+def test_strict_scaler_is_fitted_on_training_rows_only():
+    mid = np.concatenate([np.linspace(10, 20, 80), np.linspace(50, 90, 20), np.linspace(200, 300, 30)])
+    prep = slc.prepare_strict(mid, train_size=100, test_size=30)
+    scaler, splits = prep["scaler"], prep["splits"]
+    assert (len(splits["train"]["raw"]), len(splits["val"]["raw"]), len(splits["test"]["raw"])) == (80, 20, 30)
+    assert scaler.data_min_[0] == 10 and scaler.data_max_[0] == 20
+    assert splits["test"]["series"].min() > 1  # test prices beyond the training range stay beyond it
+    np.testing.assert_allclose(splits["test"]["y"][0], (mid[100 + 10] - 10) / 10)
+
+
+# ---------------------------------------------------------------------------
+# Property tests (hypothesis)
+# ---------------------------------------------------------------------------
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(finite, max_size=60), look_back=st.integers(1, 10), foresight=st.integers(0, 10))
+def test_create_dataset_windows_and_labels_for_any_sizes(values, look_back, foresight):
+    series = np.array(values, dtype=float)
+    x, y = slc.create_dataset(series, look_back, foresight)
+    n = max(0, len(series) - look_back - foresight)
+    assert x.shape == (n, look_back) and y.shape == (n,)
+    for i in range(n):
+        np.testing.assert_array_equal(x[i], series[i : i + look_back])
+        assert y[i] == series[i + look_back + foresight]
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(finite, min_size=1, max_size=80), window=st.integers(1, 30))
+def test_window_normalisation_keeps_every_training_value_in_0_1(values, window):
+    scaled = slc.window_normalise(np.array(values), window)[:, 0]
+    assert scaled.shape == (len(values),)
+    assert np.all((scaled >= 0.0) & (scaled <= 1.0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.floats(1, 1000, allow_nan=False), min_size=130, max_size=200),
+    noise=st.lists(st.floats(-1e4, 1e4, allow_nan=False), min_size=200, max_size=200),
+    train_size=st.integers(60, 100),
+)
+def test_strict_scaler_never_sees_validation_or_test_rows(values, noise, train_size):
+    mid = np.array(values)
+    test_size = len(mid) - train_size
+    prep = slc.prepare_strict(mid, train_size, test_size)
+    n_fit = len(prep["splits"]["train"]["raw"])
+    assert prep["scaler"].data_min_[0] == mid[:n_fit].min()
+    assert prep["scaler"].data_max_[0] == mid[:n_fit].max()
+    # change every validation and test value: the scaler and the training data stay the same
+    changed = mid.copy()
+    changed[n_fit:] += np.array(noise[: len(mid) - n_fit])
+    again = slc.prepare_strict(changed, train_size, test_size)
+    np.testing.assert_array_equal(again["scaler"].data_min_, prep["scaler"].data_min_)
+    np.testing.assert_array_equal(again["scaler"].data_max_, prep["scaler"].data_max_)
+    np.testing.assert_array_equal(again["splits"]["train"]["x"], prep["splits"]["train"]["x"])
+
+
+# ---------------------------------------------------------------------------
+# The four networks
+# ---------------------------------------------------------------------------
+
+EXPECTED_LAYERS = {
+    "feed_forward": ["Flatten", "Dense", "Dense"],
+    "simple_gru": ["GRU", "Dense"],
+    "simple_lstm": ["LSTM", "Dense"],
+    "lstm_stacked": ["LSTM", "LSTM", "Dense"],
+}
+# By hand: Dense 7*128+128 + 129; GRU 3*(32*(7+32) + 2*32) + 33 (Keras' reset_after);
+# LSTM 4*(32*(7+32) + 32) + 33; stacked 4*(16*(7+16) + 16) + 4*(16*32 + 16) + 17.
+# With the (samples, 7, 1) framing each recurrent layer sees 1 input value, not 7.
+EXPECTED_PARAMS = {
+    "features": {"feed_forward": 1153, "simple_gru": 3969, "simple_lstm": 5153, "lstm_stacked": 3665},
+    "timesteps": {"feed_forward": 1153, "simple_gru": 3393, "simple_lstm": 4385, "lstm_stacked": 3281},
+}
+
+
+@pytest.mark.parametrize("framing", slc.FRAMINGS)
+def test_the_four_networks_layers_and_parameter_counts(framing):
+    shape = slc.input_shape_for(framing, 7)
+    for name, build in slc.MODEL_BUILDERS.items():
+        model = build(shape)
+        assert [type(layer).__name__ for layer in model.layers] == EXPECTED_LAYERS[name], name
+        assert model.count_params() == EXPECTED_PARAMS[framing][name], name
+        assert tuple(model.input_shape) == (None, *shape)
+        last = model.layers[-1]
+        assert last.units == 1 and last.activation.__name__ == "linear"
+    gru = slc.simple_gru(shape).layers[0]
+    assert (gru.units, gru.dropout, gru.recurrent_dropout) == (32, 0.1, 0.1)
+    lstm = slc.simple_lstm(shape).layers[0]
+    assert (lstm.units, lstm.dropout, lstm.recurrent_dropout) == (32, 0.0, 0.0)
+    first, second = slc.lstm_stacked(shape).layers[:2]
+    assert (first.units, first.dropout, first.recurrent_dropout, first.return_sequences) == (16, 0.1, 0.2, True)
+    assert (second.units, second.dropout, second.recurrent_dropout, second.return_sequences) == (16, 0.1, 0.2, False)
+
+
+# ---------------------------------------------------------------------------
+# Whole runs
+# ---------------------------------------------------------------------------
+
+LESSON_FILES = {"prices.png", "split.png", "smoothing.png", "sma.png", "ema.png", "comparison.png", "metrics.json"}
+ROWS = set(slc.NETWORKS) | set(slc.BASELINES)
+
+
+def check_run(out_dir, stdout, protocol, windows):
+    record = json.loads((out_dir / "metrics.json").read_text())
+    for key in ("script", "args", "seed", "versions", "backend", "data", "timings_s", "metrics", "verdict"):
+        assert key in record
+    assert set(record["timings_s"]) >= {"data", "fit", "evaluate"}
+    assert record["protocol"] == protocol
+    assert record["data"]["path"] == "goog.npz" and record["data"]["rows"] == 1047
+    assert record["data"]["windows"] == windows
+    assert set(record["metrics"]) == ROWS
+    assert sorted(row["rank"] for row in record["metrics"].values()) == list(range(1, 8))
+    for name in slc.NETWORKS:
+        assert {f"{name}.keras", f"losses_{name}.png", f"predictions_{name}.png"} <= {p.name for p in out_dir.iterdir()}
+    assert "naive last-value baseline" in stdout and record["verdict"] in stdout
+    assert "rank" in stdout and "test MAE" in stdout
+    return record
+
+
+def test_lesson_protocol_runs_end_to_end_on_the_fallback(tmp_path, capsys):
+    out_dir = tmp_path / "lesson"
+    code, stdout, _ = run_main(["--quick", "--verbose", "0", "--out-dir", out_dir], capsys)
+    assert code == 0
+    record = check_run(out_dir, stdout, "lesson", {"train": 827, "test": 200})
+    assert LESSON_FILES <= {p.name for p in out_dir.iterdir()}
+    assert record["framing"] == "features" and record["args"]["epochs"] == slc.QUICK_EPOCHS
+    assert "leaks in the lesson protocol" in stdout and record["leaks"] in stdout
+    assert record["metrics"]["simple_lstm"]["params"] == 5153
+    assert set(record["lesson_one_step"]) >= {"sma_error", "ema_error"}
+    assert "MSE error for standard averaging" in stdout
+    assert not list(out_dir.glob(".tmp-*"))
+
+
+def test_strict_protocol_runs_end_to_end_on_the_fallback(tmp_path, capsys):
+    out_dir = tmp_path / "strict"
+    code, stdout, _ = run_main(["--protocol", "strict", "--quick", "--verbose", "0", "--out-dir", out_dir], capsys)
+    assert code == 0
+    record = check_run(out_dir, stdout, "strict", {"train": 660, "val": 157, "test": 200})
+    assert record["framing"] == "timesteps" and record["metrics"]["simple_lstm"]["params"] == 4385
+    assert record["data"]["split"] == {"train": 670, "val": 167, "test": 210, "unused": 0}
+    assert "val_mae" in record["metrics"]["naive_last_value"]
+    assert "scaler fitted on the 670 training rows only" in stdout
+    assert not (out_dir / "smoothing.png").exists()
+
+
+def test_csv_run_with_repeats_records_repairs_and_seeds(tmp_path, capsys):
+    rows = price_rows("AAL", 420, 15.0, seed=4)
+    rows = rows[200:] + rows[:200] + [rows[5]] + price_rows("AAPL", 30, seed=5)  # unsorted, one repeat
+    csv = write_csv(tmp_path / "all_stocks_5yr.csv", rows)
+    out_dir = tmp_path / "out"
+    argv = ["--csv", csv, "--protocol", "strict", "--models", "simple_gru", "feed_forward", "--repeats", "2",
+            "--epochs", "1", "--verbose", "0", "--out-dir", out_dir]
+    code, stdout, _ = run_main(argv, capsys)
+    assert code == 0
+    record = json.loads((out_dir / "metrics.json").read_text())
+    assert record["data"]["ticker"] == "AAL" and record["data"]["rows"] == 420
+    assert len(record["data"]["repairs"]) == 2 and stdout.count("data repair:") == 2
+    assert record["seeds"] == [7, 8]
+    assert set(record["per_seed"]) == {"feed_forward", "simple_gru"}  # in the lesson's order
+    assert all(len(v["test_mae"]) == 2 for v in record["per_seed"].values())
+    assert "± std" in stdout and "mean over 2 seeds" in stdout
+    assert {p.name for p in out_dir.glob("*.keras")} == {"feed_forward.keras", "simple_gru.keras"}
+    ranks = sorted(record["metrics"].items(), key=lambda item: item[1]["rank"])
+    assert [m["test_mae"] for _, m in ranks] == sorted(m["test_mae"] for _, m in ranks)
+
+
+def test_rerun_replaces_its_own_files_and_touches_nothing_else(tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    argv = ["--models", "feed_forward", "--epochs", "1", "--verbose", "0", "--out-dir", out_dir]
+    assert run_main(argv, capsys)[0] == 0
+    run_files = {p.name for p in out_dir.iterdir()}
+    mine = out_dir / "my notes.txt"
+    mine.write_text("keep me")
+    stale = out_dir / "simple_gru.keras"  # as if left by an earlier run with more networks
+    stale.write_bytes(b"old")
+    old = 1_000_000_000
+    for path in out_dir.iterdir():
+        os.utime(path, (old, old))
+    assert run_main(argv, capsys)[0] == 0
+    assert {p.name for p in out_dir.iterdir()} == run_files | {mine.name, stale.name}
+    for name in run_files:
+        assert (out_dir / name).stat().st_mtime > old, f"{name} was not rewritten"
+    assert mine.read_text() == "keep me" and mine.stat().st_mtime == old
+    assert stale.read_bytes() == b"old" and stale.stat().st_mtime == old
+
+
+def test_help_answers_without_importing_keras_or_sklearn():
+    code = (
+        "import sys, stock_lstm_compare as s\n"
+        "try:\n    s.main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'sklearn', 'pandas') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--protocol" in result.stdout and "--ticker" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ---------------------------------------------------------------------------
+# Bad input: exit 2, one clear line, nothing written (issue 6's matrix)
+# ---------------------------------------------------------------------------
+
+
+def _csv_cases(tmp):
+    """Each case: (name, argv, words the error line must hold)."""
+    good = price_rows("AAL", 400, seed=6)
+    cases = []
+
+    cases.append(("missing file", ["--csv", tmp / "nope.csv"], ["nope.csv", "no such file"]))
+    cases.append(("directory", ["--csv", tmp], [str(tmp), "folder"]))
+    (tmp / "empty.csv").write_text("")
+    cases.append(("empty", ["--csv", tmp / "empty.csv"], ["empty.csv", "is empty"]))
+    (tmp / "image.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
+    cases.append(("not csv", ["--csv", tmp / "image.csv"], ["image.csv", "not a CSV"]))
+    write_csv(tmp / "header.csv", [])
+    cases.append(("header only", ["--csv", tmp / "header.csv"], ["header.csv", "no data rows"]))
+    (tmp / "cols.csv").write_text("Date,Open,Close,Volume\n2013-02-08,1,2,3\n")
+    cases.append(("missing columns", ["--csv", tmp / "cols.csv"],
+                  ["has no high, low columns", "columns found: Date, Open, Close, Volume"]))
+    many = [row for k in range(25) for row in price_rows(f"T{k:02d}", 2, seed=k)]
+    write_csv(tmp / "many.csv", many)
+    cases.append(("unknown ticker", ["--csv", tmp / "many.csv", "--ticker", "XYZ"],
+                  ["'XYZ'", "25 tickers available", "the first 20: T00, T01", "T19;"]))
+    write_csv(tmp / "short.csv", good[:100])
+    cases.append(("too few rows", ["--csv", tmp / "short.csv"],
+                  ["too few rows", "at least 313 rows", "found 100", "short.csv"]))
+    cases.append(("too few rows strict", ["--csv", tmp / "short.csv", "--protocol", "strict", "--look-back", "40"],
+                  ["too few rows: the strict protocol", "found 100"]))
+    bad = list(good)
+    bad[9] = set_field(bad[9], 2, "abc")
+    write_csv(tmp / "text.csv", bad)
+    cases.append(("non-numeric price", ["--csv", tmp / "text.csv"], ["column 'high'", "line 11: 'abc'", "not numbers"]))
+    nan = list(good)
+    nan[20] = set_field(nan[20], 3, "")
+    write_csv(tmp / "nan.csv", nan)
+    cases.append(("missing price", ["--csv", tmp / "nan.csv"], ["column 'low'", "line 22: (empty)"]))
+    dup = list(good)
+    dup.insert(50, set_field(good[49], 2, "99.0"))
+    write_csv(tmp / "dup.csv", dup)
+    cases.append(("conflicting duplicate dates", ["--csv", tmp / "dup.csv"], ["more than once with different prices"]))
+    dates = list(good)
+    dates[3] = set_field(dates[3], 0, "yesterday")
+    write_csv(tmp / "dates.csv", dates)
+    cases.append(("unreadable date", ["--csv", tmp / "dates.csv"], ["column 'date'", "'yesterday'", "not dates"]))
+    cases.append(("split larger than series", ["--train-size", "1000", "--test-size", "251"],
+                  ["1000 + 251 = 1251 rows", "only 1047"]))
+    cases.append(("look-back too long for the split", ["--look-back", "300"], ["too small here", "--look-back"]))
+    cases.append(("train size too small", ["--train-size", "100", "--test-size", "50"],
+                  ["--train-size 100 is too small", "at least 250"]))
+    (tmp / "a_file").write_text("x")
+    cases.append(("out-dir is a file", ["--out-dir", tmp / "a_file", "--epochs", "1"], ["is a file, not a folder"]))
+    cases.append(("out-dir cannot be made", ["--out-dir", tmp / "a_file" / "sub"], ["cannot write to --out-dir"]))
+    cases.append(("negative seed", ["--seed", "-1"], ["--seed"]))
+    return cases
+
+
+ARGPARSE_CASES = [
+    ["--look-back", "0"],
+    ["--foresight", "-1"],
+    ["--epochs", "0"],
+    ["--batch-size", "abc"],
+    ["--repeats", "0"],
+    ["--train-size", "-5"],
+    ["--test-size", "2.5"],
+    ["--norm-window", "0"],
+    ["--models", "transformer"],
+    ["--protocol", "leaky"],
+]
+
+
+def test_bad_data_and_options_exit_2_with_one_clear_line_and_write_nothing(tmp_path, capsys):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name, argv, words in _csv_cases(inputs):
+        out_dir = tmp_path / f"out-{name.replace(' ', '-')}"
+        if "--out-dir" not in argv:
+            argv = [*argv, "--out-dir", out_dir]
+        with pytest.raises(SystemExit) as exc:
+            slc.main([str(a) for a in argv])
+        assert exc.value.code == 2, name
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, err)
+        for word in words:
+            assert word in lines[0], (name, word, lines[0])
+        assert not out_dir.exists(), name
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("argv", ARGPARSE_CASES, ids=lambda a: " ".join(a))
+def test_bad_option_values_get_argparse_errors_naming_the_option(tmp_path, capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        slc.main([*argv, "--out-dir", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "error: argument " + argv[0] in last
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_csv(tmp_path, capsys, monkeypatch):
+    path = write_csv(tmp_path / "locked.csv", price_rows("AAL", 400))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    # chmod 0 does not stop root, so the refusal is simulated where the script opens the file
+    monkeypatch.setattr(slc, "open", refuse, raising=False)
+    with pytest.raises(SystemExit) as exc:
+        slc.main(["--csv", str(path), "--out-dir", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    expected = f"error: cannot read --csv {path} (Permission denied); check the file and its permissions"
+    assert capsys.readouterr().err.strip() == expected
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------
+# Ctrl-C during fit
+# ---------------------------------------------------------------------------
+
+
+def test_ctrl_c_during_fit_exits_130_and_leaves_whole_files(tmp_path):
+    out_dir = tmp_path / "out"
+    # headless with MPLBACKEND and DISPLAY unset: the script must not need either
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "DISPLAY")}
+    env["PYTHONUNBUFFERED"] = "1"
+    cmd = [sys.executable, str(SCRIPT), "--models", "feed_forward", "simple_lstm", "--epochs", "40",
+           "--verbose", "2", "--out-dir", str(out_dir)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    deadline = time.monotonic() + 120
+    try:
+        seen = ""
+        # feed_forward's model is written when its fit ends; stop simple_lstm in its second epoch
+        while "Epoch 2/" not in seen.partition("Training: simple_lstm")[2]:
+            assert proc.poll() is None, "the run ended before training started"
+            assert time.monotonic() < deadline, "training did not start in time"
+            try:
+                seen += lines.get(timeout=1)
+            except queue.Empty:
+                pass
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 130, err
+    assert err.strip().splitlines()[-1] == "interrupted: stopped early; files already written are complete"
+    assert "Traceback" not in err
+
+    import keras
+    import matplotlib.image
+
+    names = {p.name for p in out_dir.iterdir()}
+    assert {"prices.png", "split.png", "smoothing.png", "sma.png", "ema.png", "feed_forward.keras",
+            "losses_feed_forward.png", "predictions_feed_forward.png"} <= names
+    assert "simple_lstm.keras" not in names  # stopped before its fit ended: not written at all
+    assert not [n for n in names if n.startswith(".tmp-")]
+    for path in out_dir.glob("*.png"):
+        assert matplotlib.image.imread(path).size > 0
+    for path in out_dir.glob("*.keras"):
+        assert keras.models.load_model(path).count_params() > 0
+    if (out_dir / "metrics.json").exists():
+        json.loads((out_dir / "metrics.json").read_text())
