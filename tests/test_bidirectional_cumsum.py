@@ -1,0 +1,397 @@
+"""Tests for bidirectional_cumsum.py (lesson 10: Bidirectional LSTM, cumulative sum)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import bidirectional_cumsum as bc
+
+SCRIPT = Path(bc.__file__).resolve()
+
+
+def loop_labels(row, n_timesteps):
+    """The cumulative-sum rule written independently, as a plain Python loop."""
+    limit = n_timesteps / 4.0
+    total, labels = 0.0, []
+    for value in row:
+        total += float(value)
+        labels.append(0 if total < limit else 1)
+    return labels
+
+
+def assert_labels_follow_rule(X, y):
+    n, t, _ = X.shape
+    assert X.shape == y.shape == (n, t, 1)
+    assert np.all((X >= 0.0) & (X <= 1.0))
+    assert set(np.unique(y)) <= {0, 1}
+    # each row: zeros, then ones, never back to zero
+    assert np.all(np.diff(y[:, :, 0], axis=1) >= 0)
+    for row_x, row_y in zip(X[:, :, 0], y[:, :, 0]):
+        assert row_y.tolist() == loop_labels(row_x, t)
+
+
+# ---------------------------------------------------------------------------
+# 10.2 data
+# ---------------------------------------------------------------------------
+
+
+def test_labels_are_zeros_then_ones_and_match_a_plain_loop():
+    X, y = bc.get_sequences(500, 10, rng=0)
+    assert_labels_follow_rule(X, y)
+    # with 10 steps the switch happens somewhere inside the sequence
+    assert y[:, 0, 0].sum() == 0 and y[:, -1, 0].mean() > 0.99
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_sequences=st.integers(1, 20),
+    n_timesteps=st.integers(2, 40),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_property_labels_monotone_and_follow_rule(n_sequences, n_timesteps, seed):
+    X, y = bc.get_sequences(n_sequences, n_timesteps, rng=seed)
+    assert_labels_follow_rule(X, y)
+
+
+def test_lesson_examples_and_the_boundary():
+    # the lesson's two printed examples (its tables 10.3/10.4 and 10.11)
+    x1 = [0.63144003, 0.29414551, 0.91587952, 0.95189228, 0.32195638,
+          0.60742236, 0.83895793, 0.18023048, 0.84762691, 0.29165514]
+    x2 = [0.22228819, 0.26882207, 0.069623, 0.91477783, 0.02095862,
+          0.71322527, 0.90159654, 0.65000306, 0.88845226, 0.4037031]
+    assert bc.cumsum_labels(x1).tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 1, 1]
+    assert bc.cumsum_labels(x2).tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
+    # the lesson writes `0 if x < limit else 1`: reaching the limit exactly gives 1
+    assert bc.cumsum_labels([0.25, 0.25]).tolist() == [0, 1]  # limit 0.5, sums exact
+    assert bc.cumsum_labels([0.5, 0.5, 0.25, 0.0]).tolist() == [0, 1, 1, 1]  # limit 1.0
+
+
+def test_shapes_dtypes_and_determinism_per_seed():
+    X, y = bc.get_sequences(7, 12, rng=3)
+    assert X.shape == y.shape == (7, 12, 1)
+    assert X.dtype == np.float64 and np.issubdtype(y.dtype, np.integer)
+    X2, y2 = bc.get_sequences(7, 12, rng=3)
+    np.testing.assert_array_equal(X, X2)
+    np.testing.assert_array_equal(y, y2)
+    X3, _ = bc.get_sequences(7, 12, rng=4)
+    assert not np.array_equal(X, X3)
+    # a Generator works too, and continues its stream
+    gen = np.random.default_rng(3)
+    Xa, _ = bc.get_sequences(7, 12, rng=gen)
+    Xb, _ = bc.get_sequences(7, 12, rng=gen)
+    np.testing.assert_array_equal(Xa, X)
+    assert not np.array_equal(Xa, Xb)
+    x, y1 = bc.get_sequence(10, rng=5)
+    assert x.shape == y1.shape == (10,)
+    assert y1.tolist() == loop_labels(x, 10)
+
+
+# ---------------------------------------------------------------------------
+# baselines and scoring
+# ---------------------------------------------------------------------------
+
+
+def test_majority_baseline_uses_training_labels_and_scores():
+    y_train = np.array([[0, 0, 1], [0, 1, 1], [0, 0, 1], [0, 1, 1]])[:, :, None]
+    majority = bc.majority_baseline(y_train)  # step 2 is a tie: goes to 1
+    assert majority.ravel().tolist() == [0, 1, 1]
+    y_eval = np.array([[0, 1, 1], [0, 0, 1]])[:, :, None]
+    scores = bc.score_labels(y_eval, bc.predict_majority(majority, 2))
+    assert scores["per_step_accuracy"] == pytest.approx(5 / 6)
+    assert scores["sequence_accuracy"] == pytest.approx(0.5)
+    assert scores["step_accuracy"] == [1.0, 0.5, 1.0]
+
+
+def test_majority_baseline_on_the_lesson_problem():
+    _, y_train = bc.get_sequences(20_000, 10, rng=11)
+    _, y_eval = bc.get_sequences(5_000, 10, rng=12)
+    majority = bc.majority_baseline(y_train).ravel()
+    assert majority[:4].tolist() == [0, 0, 0, 0] and majority[5:].tolist() == [1] * 5
+    scores = bc.score_labels(y_eval, bc.predict_majority(bc.majority_baseline(y_train), 5_000))
+    assert 0.86 < scores["per_step_accuracy"] < 0.91
+    assert 0.22 < scores["sequence_accuracy"] < 0.34
+
+
+def test_batch_values_undo_the_running_mean():
+    # three chunks of 20 samples with means 1, 3, 2, then a new epoch with mean 5
+    record = {"samples": [20, 40, 60, 20], "loss": [1.0, 2.0, 2.0, 5.0],
+              "accuracy": [0.5, 0.75, 0.5, 1.0], "batches": [2, 4, 6, 8]}
+    values = bc.batch_values(record)
+    np.testing.assert_allclose(values["loss"], [1.0, 3.0, 2.0, 5.0])
+    np.testing.assert_allclose(values["accuracy"], [0.5, 1.0, 0.0, 1.0])
+
+
+# ---------------------------------------------------------------------------
+# 10.1 and 10.3 models
+# ---------------------------------------------------------------------------
+
+
+def test_parameter_counts_match_the_lesson():
+    model = bc.bidirectional_lstm(10, 50)
+    assert model.layers[0].count_params() == 20_800
+    assert model.layers[1].count_params() == 101
+    assert model.count_params() == 20_901
+    assert tuple(model.output_shape) == (None, 10, 1)
+    assert bc.forward_lstm(10, 50).count_params() == 10_400 + 51
+    assert bc.backward_lstm(10, 50).count_params() == 10_400 + 51
+
+
+@pytest.mark.parametrize("mode, features", [("sum", 50), ("mul", 50), ("concat", 100), ("ave", 50)])
+def test_merge_mode_output_shapes(mode, features):
+    model = bc.bidirectional_lstm(10, 50, merge_mode=mode)
+    assert tuple(model.layers[0].output.shape) == (None, 10, features)
+    assert model.count_params() == 20_800 + features + 1
+    x = np.random.default_rng(0).random((3, 10, 1))
+    assert tuple(model.predict_on_batch(x).shape) == (3, 10, 1)
+
+
+def test_demo_shapes():
+    shape, rows = bc.direction_and_merge_demo(n_timesteps=4, n_units=5)
+    assert shape == (2, 4, 1)
+    shapes = {r["layer"]: r["output_shape"] for r in rows}
+    assert shapes["LSTM(5, go_backwards=True)"] == (2, 4, 5)
+    for mode in ("sum", "mul", "ave"):
+        assert shapes[f"Bidirectional(LSTM(5), merge_mode={mode!r})"] == (2, 4, 5)
+    assert shapes["Bidirectional(LSTM(5), merge_mode='concat')"] == (2, 4, 10)
+
+
+def test_backward_model_scores_step_t_against_label_t():
+    # go_backwards emits outputs last-step-first; backward_lstm flips them back.
+    import keras
+
+    model = bc.backward_lstm(6, 4)
+    lstm, flip = model.layers[0], model.layers[1]
+    x = np.random.default_rng(1).random((2, 6, 1)).astype("float32")
+    forward = keras.layers.LSTM(4, return_sequences=True)
+    forward(x)
+    forward.set_weights(lstm.get_weights())
+    expected = keras.ops.convert_to_numpy(forward(x[:, ::-1]))[:, ::-1]
+    got = keras.ops.convert_to_numpy(flip(lstm(x)))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# learning
+# ---------------------------------------------------------------------------
+
+
+def test_model_beats_the_majority_baseline_on_fresh_data():
+    import keras
+
+    X, y = bc.get_sequences(5_000, 10, rng=21)
+    X_eval, y_eval = bc.get_sequences(1_000, 10, rng=22)
+    keras.utils.set_random_seed(21)
+    model = bc.bidirectional_lstm(10, 50)
+    bc.train_network(model, X, y, batch_size=10, epochs=1, verbose=0)
+    scores = bc.evaluate_network(model, X_eval, y_eval)
+    majority = bc.score_labels(
+        y_eval, bc.predict_majority(bc.majority_baseline(y), len(y_eval))
+    )
+    assert scores["per_step_accuracy"] > majority["per_step_accuracy"] + 0.04
+    assert scores["sequence_accuracy"] > majority["sequence_accuracy"] + 0.15
+
+
+# ---------------------------------------------------------------------------
+# the command line: smoke runs
+# ---------------------------------------------------------------------------
+
+
+def check_files_whole(folder):
+    from matplotlib import image
+
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    for path in folder.iterdir():
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".png":
+            assert image.imread(path).ndim == 3
+
+
+def test_quick_run_writes_every_promised_file(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = bc.main(["--quick", "--verbose", "0", "--out-dir", str(out),
+                    "--compare-directions", "--compare-merge-modes"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    expected = {
+        "example_sequence.png", "training_curve.png", "step_accuracy.png",
+        "compare_directions.png", "compare_merge_modes.png", "metrics.json",
+        "bidirectional_lstm.keras", "forward_lstm.keras",
+    }
+    assert {p.name for p in out.iterdir()} == expected
+    check_files_whole(out)
+
+    record = json.loads((out / "metrics.json").read_text())
+    for key in ("script", "args", "seed", "versions", "backend", "data", "timings_s", "metrics"):
+        assert key in record
+    assert record["args"]["n_train"] == bc.QUICK["n_train"]
+    assert record["args"]["out_dir"] == str(out)
+    assert set(record["timings_s"]) >= {"data", "fit", "evaluate"}
+    metrics = record["metrics"]
+    assert set(metrics) == {"majority_per_step", "forward_lstm", "bidirectional_lstm"}
+    for name, row in metrics.items():
+        for metric in ("per_step_accuracy", "sequence_accuracy"):
+            assert 0.0 <= row[metric] <= 1.0
+            assert name in printed
+    for name in ("forward_lstm", "bidirectional_lstm"):
+        assert metrics[name]["loss"] > 0
+    assert metrics["bidirectional_lstm"]["params"] == 20_901
+    assert metrics["forward_lstm"]["params"] == 10_451
+    assert set(record["compare_directions"]) == {
+        "majority_per_step", "forward", "backward", "bidirectional"}
+    assert set(record["compare_merge_modes"]) == {"majority_per_step", *bc.MERGE_MODES}
+    assert record["compare_merge_modes"]["concat"] == metrics["bidirectional_lstm"]
+    assert len(record["predictions"]) == 10
+    assert all(set(p) == {"y", "yhat", "correct"} for p in record["predictions"])
+    assert printed.count("y=[") == 10 and "yhat=[" in printed
+    assert len(record["step_accuracy"]["bidirectional_lstm"]) == 10
+
+    import keras
+
+    model = keras.saving.load_model(out / "bidirectional_lstm.keras")
+    assert model.count_params() == 20_901
+
+
+def test_repeats_give_mean_and_std(tmp_path):
+    out = tmp_path / "out"
+    assert bc.main(["--quick", "--verbose", "0", "--repeats", "2", "--n-train", "200",
+                    "--n-eval", "50", "--n-predict", "3", "--out-dir", str(out)]) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["seeds"] == [7, 8]
+    assert set(record["per_seed"]) == {"7", "8"}
+    for name, row in record["metrics"].items():
+        for metric in ("per_step_accuracy", "sequence_accuracy"):
+            values = [record["per_seed"][s][name][metric] for s in ("7", "8")]
+            assert row[metric] == pytest.approx(np.mean(values))
+            assert row[metric + "_std"] == pytest.approx(np.std(values, ddof=1))
+    assert "loss_std" in record["metrics"]["bidirectional_lstm"]
+
+
+def test_demo_only(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert bc.main(["--demo", "--out-dir", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"metrics.json"}
+    record = json.loads((out / "metrics.json").read_text())
+    assert [r["output_shape"][-1] for r in record["demo"]] == [5, 5, 5, 10, 5]
+    assert "doubles" in capsys.readouterr().out
+
+
+def test_help_answers_without_importing_keras():
+    code = (
+        "import sys, contextlib, io\n"
+        "import bidirectional_cumsum as bc\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as f:\n"
+        "    try:\n"
+        "        bc.main(['--help'])\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0\n"
+        "assert '--compare-merge-modes' in f.getvalue() and 'default: 50000' in f.getvalue()\n"
+        "print('keras' in sys.modules, 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=SCRIPT.parent,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False False"
+
+
+# ---------------------------------------------------------------------------
+# the command line: errors
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--n-train", "0"), ("--n-train", "-5"), ("--n-train", "2.5"), ("--n-train", "many"),
+        ("--n-eval", "0"), ("--n-predict", "0"), ("--batch-size", "0"), ("--batch-size", "1.5"),
+        ("--epochs", "0"), ("--epochs", "-1"), ("--units", "0"), ("--units", "x"),
+        ("--n-timesteps", "0"), ("--n-timesteps", "3.0"), ("--repeats", "0"),
+        ("--seed", "-1"), ("--merge-mode", "max"), ("--verbose", "3"),
+    ],
+)
+def test_bad_option_values_exit_2_naming_the_option(tmp_path, capsys, option, value):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        bc.main([option, value, "--out-dir", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_too_few_timesteps_is_one_clear_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        bc.main(["--n-timesteps", "1", "--out-dir", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --n-timesteps must be 2 or more")
+    assert not out.exists()
+
+
+def test_out_dir_that_is_a_file_fails_before_training(tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("keep me")
+    with pytest.raises(SystemExit) as e:
+        bc.main(["--quick", "--out-dir", str(target)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file" in err
+    assert target.read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def test_unwritable_out_dir_fails_before_training(tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as e:
+        bc.main(["--quick", "--out-dir", str(blocker / "inside")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write to --out-dir" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["blocker"]
+
+
+def test_ctrl_c_during_fit_exits_130_with_whole_files(tmp_path):
+    out = tmp_path / "out"
+    log = tmp_path / "stdout.txt"
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+    # enough training sequences that fit is still running when the signal comes
+    cmd = [sys.executable, str(SCRIPT), "--n-train", "400000", "--n-eval", "100",
+           "--verbose", "1", "--out-dir", str(out)]
+    with open(log, "w") as stdout:
+        # a shell that started us in the background may have left SIGINT ignored;
+        # give the child the default, so that Python turns it into KeyboardInterrupt
+        proc = subprocess.Popen(
+            cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while "/step" not in log.read_text() and time.monotonic() < deadline:
+                assert proc.poll() is None, "the run ended before fit started"
+                time.sleep(0.2)
+            assert "/step" in log.read_text(), "the progress bar did not start in time"
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "interrupted: stopped early; files already written are complete")
+    assert (out / "example_sequence.png").exists()
+    assert not (out / "metrics.json").exists()
+    check_files_whole(out)
