@@ -1,0 +1,356 @@
+"""
+Title: Training speed of the three lesson scripts: plain Keras vs the way the scripts train
+Description: Times each lesson's default training both ways, alternating, in one process.
+
+    python benchmarks/bench_training.py             # all lessons, 3 rounds, writes RESULTS.md
+    python benchmarks/bench_training.py --rounds 5 --lessons sine cumsum
+    python benchmarks/bench_training.py --levers    # also time each speed lever on its own
+
+For every lesson it trains the lesson's default configuration twice per round, on the
+same data with the same seed:
+  (a) plain Keras: `compile()` with its defaults, nothing tuned;
+  (b) the script: its own training function, with the speed levers it keeps.
+The order alternates between rounds, so a noisy neighbour hurts both alike. It reports
+the median fit seconds of each, the ratio b/a, the accuracy metric of both, the wall
+time of `--help`, and the peak RSS of each script's default run (a subprocess).
+The numbers go to stdout and to benchmarks/RESULTS.md.
+"""
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SCRIPTS = {
+    "sine": "stacked_lstm_damped_sine.py",
+    "cumsum": "bidirectional_cumsum.py",
+    "stock": "stock_lstm_compare.py",
+}
+TARGETS = {"sine": 0.40, "cumsum": 0.55, "stock": 0.40}
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+# --- lesson 7: stacked LSTM, damped sine ---------------------------------------
+
+
+def sine_case():
+    import keras
+
+    import stacked_lstm_damped_sine as s
+
+    rng = np.random.default_rng(7)
+    X, y = s.generate_examples(50, 10_000, 5, rng)
+    X_eval, y_eval = s.generate_examples(50, 1_000, 5, rng)
+
+    def score(model):
+        return {"MAE": s.mae(y_eval, model.predict(X_eval, verbose=0))}
+
+    def plain():
+        keras.utils.set_random_seed(7)
+        model = s.stacked_lstm()
+        model.compile(loss="mae", optimizer="adam")
+        seconds, _ = timed(lambda: model.fit(X, y, batch_size=10, epochs=1, verbose=0))
+        return seconds, score(model)
+
+    def script():
+        keras.utils.set_random_seed(7)
+        model = s.compile_model(s.stacked_lstm())
+        seconds, _ = timed(lambda: s.fit_model(model, X, y, batch_size=10, epochs=1, verbose=0))
+        return seconds, score(model)
+
+    def lever(**compile_kwargs):
+        def run():
+            keras.utils.set_random_seed(7)
+            model = s.stacked_lstm()
+            model.compile(loss="mae", optimizer="adam", **compile_kwargs)
+            seconds, _ = timed(lambda: model.fit(X, y, batch_size=10, epochs=1, verbose=0))
+            return seconds, score(model)
+
+        return run
+
+    levers = {
+        "steps_per_execution=50": lever(steps_per_execution=50),
+        "jit_compile=True": lever(jit_compile=True),
+        "steps_per_execution=50 + jit_compile=True": lever(steps_per_execution=50, jit_compile=True),
+    }
+    return plain, script, levers
+
+
+# --- lesson 10: bidirectional LSTM, cumulative sum -----------------------------
+
+
+def cumsum_case():
+    import keras
+
+    import bidirectional_cumsum as b
+
+    rng = np.random.default_rng(7)
+    X, y = b.get_sequences(50_000, 10, rng)
+    X_eval, y_eval = b.get_sequences(1_000, 10, rng)
+
+    def score(model):
+        return {"per-step accuracy": b.score_labels(y_eval, b.predict_labels(model, X_eval))["per_step_accuracy"]}
+
+    def build(unroll):
+        saved, b.UNROLL = b.UNROLL, unroll
+        try:
+            return b.bidirectional_lstm()
+        finally:
+            b.UNROLL = saved
+
+    def plain():
+        keras.utils.set_random_seed(7)
+        model = build(unroll=False)
+        model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+        seconds, _ = timed(lambda: model.fit(X, y, batch_size=10, epochs=1, verbose=0))
+        return seconds, score(model)
+
+    def script():
+        keras.utils.set_random_seed(7)
+        model = b.bidirectional_lstm()
+        seconds, _ = timed(lambda: b.train_network(model, X, y, batch_size=10, epochs=1, verbose=0))
+        return seconds, score(model)
+
+    def lever(unroll=False, **compile_kwargs):
+        def run():
+            keras.utils.set_random_seed(7)
+            model = build(unroll)
+            model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"], **compile_kwargs)
+            seconds, _ = timed(lambda: model.fit(X, y, batch_size=10, epochs=1, verbose=0))
+            return seconds, score(model)
+
+        return run
+
+    levers = {
+        "steps_per_execution=50": lever(steps_per_execution=50),
+        "unroll=True": lever(unroll=True),
+        "jit_compile=True": lever(jit_compile=True),
+        "steps_per_execution=50 + unroll=True": lever(unroll=True, steps_per_execution=50),
+        "steps_per_execution=50 + jit_compile=True": lever(steps_per_execution=50, jit_compile=True),
+        "steps_per_execution=50 + unroll + jit_compile": lever(unroll=True, steps_per_execution=50, jit_compile=True),
+    }
+    return plain, script, levers
+
+
+# --- the stock chapter: four networks, 50 epochs each --------------------------
+
+
+def stock_case():
+    import tempfile
+
+    import keras
+
+    import stock_lstm_compare as st
+
+    data = st.load_sample_prices()
+    mid = st.mid_prices(data["high"], data["low"])
+    train_size, test_size = st.split_sizes(len(mid))
+    prep = st.prepare_lesson(mid, train_size, test_size)
+    train, test = prep["splits"]["train"], prep["splits"]["test"]
+    x_train, x_test = st.frame_inputs(train["x"]), st.frame_inputs(test["x"])
+    shape = st.input_shape_for("features", 7)
+    folder = Path(tempfile.mkdtemp(prefix="bench-stock-"))
+
+    def score(models):
+        return {f"{name} MAE": st.mae(test["y"], model.predict(x_test, verbose=0).ravel()) for name, model in models.items()}
+
+    def fit_plain(name, checkpoint=True, **compile_kwargs):
+        """As the lesson wrote it: Keras defaults, and a ModelCheckpoint file per improvement."""
+        keras.utils.set_random_seed(7)
+        model = st.MODEL_BUILDERS[name](shape)
+        model.compile(loss="mae", optimizer="adam", **compile_kwargs)
+        path = folder / f"plain_{name}.keras"
+        callbacks = [keras.callbacks.ModelCheckpoint(path, monitor="loss", save_best_only=True)] if checkpoint else []
+        model.fit(x_train, train["y"], validation_data=(x_test, test["y"]), epochs=50, batch_size=64,
+                  callbacks=callbacks, verbose=0)
+        return keras.models.load_model(path) if checkpoint else model
+
+    def plain(checkpoint=True, **compile_kwargs):
+        models = {}
+        seconds, _ = timed(lambda: models.update({n: fit_plain(n, checkpoint, **compile_kwargs) for n in st.MODEL_BUILDERS}))
+        return seconds, score(models)
+
+    def script():
+        models = {}
+
+        def fit_all():
+            for name, build in st.MODEL_BUILDERS.items():
+                keras.utils.set_random_seed(7)
+                models[name] = build(shape)
+                st.train_network(models[name], x_train, train["y"], (x_test, test["y"]), epochs=50, batch_size=64,
+                                 monitor="loss", checkpoint_path=folder / f"script_{name}.keras", verbose=0)
+
+        seconds, _ = timed(fit_all)
+        return seconds, score(models)
+
+    levers = {
+        "no checkpoint file": lambda: plain(checkpoint=False),
+        "no checkpoint file + jit_compile=True": lambda: plain(checkpoint=False, jit_compile=True),
+        "no checkpoint file + steps_per_execution=13": lambda: plain(checkpoint=False, steps_per_execution=13),
+        "no checkpoint file + jit + steps_per_execution=13": lambda: plain(checkpoint=False, jit_compile=True, steps_per_execution=13),
+    }
+    return plain, script, levers
+
+
+CASES = {"sine": sine_case, "cumsum": cumsum_case, "stock": stock_case}
+
+
+# --- the harness ----------------------------------------------------------------
+
+
+def bench_lesson(name, rounds, with_levers):
+    plain, script, levers = CASES[name]()
+    runs = {"a plain": [], "b script": []}
+    metrics = {"a plain": None, "b script": None}
+    for r in range(rounds):
+        order = [("a plain", plain), ("b script", script)]
+        if r % 2:
+            order.reverse()
+        for label, fn in order:
+            seconds, score = fn()
+            runs[label].append(seconds)
+            metrics[label] = score
+            print(f"  [{name}] round {r + 1}: {label}: fit {seconds:.1f} s, {score}", flush=True)
+    lever_rows = {}
+    if with_levers:
+        for label, fn in levers.items():
+            times, score = [], None
+            for _ in range(max(1, rounds - 1)):
+                seconds, score = fn()
+                times.append(seconds)
+            lever_rows[label] = (statistics.median(times), score)
+            print(f"  [{name}] lever {label}: fit {statistics.median(times):.1f} s, {score}", flush=True)
+    return runs, metrics, lever_rows
+
+
+def help_seconds(script, rounds=5):
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / script), "--help"], capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def default_run_peak_rss_mb(script, out_dir):
+    """Run the script's default configuration as a child; return (wall s, peak RSS MB)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / script), "--verbose", "0", "--out-dir", str(out_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script} default run failed with exit status {proc.returncode}")
+    return wall, usage.ru_maxrss / 1024  # Linux reports KB
+
+
+def versions():
+    import keras
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version(), "keras": keras.__version__, "numpy": np.__version__}
+    for package in ("tensorflow", "jax"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found, keras.backend.backend()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per lesson (medians are reported)")
+    parser.add_argument("--lessons", nargs="+", choices=sorted(CASES), default=sorted(CASES), help="which lessons to time")
+    parser.add_argument("--levers", action="store_true", help="also time each speed lever on its own")
+    parser.add_argument("--no-default-runs", action="store_true", help="skip the --help timing and the default-run RSS measurement")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md", help="where to write the report")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    found, backend = versions()
+    started = time.perf_counter()
+    lines = [
+        "# Training speed: plain Keras vs the scripts",
+        "",
+        f"Made by `python benchmarks/bench_training.py{' --levers' if args.levers else ''} --rounds {args.rounds}` "
+        f"on {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, backend {backend}, "
+        + ", ".join(f"{k} {v}" for k, v in found.items())
+        + ".",
+        "",
+        "Each lesson's default training, (a) compiled with Keras's defaults and (b) as the script trains it,",
+        "same data, same seed, alternating order, one process. Fit seconds are medians over the rounds;",
+        "the metric is on the same fresh evaluation data for both.",
+        "",
+        "| lesson | (a) plain fit s | (b) script fit s | ratio b/a | target | (a) metric | (b) metric |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    lever_lines = []
+    for name in args.lessons:
+        print(f"{name}: {args.rounds} rounds", flush=True)
+        runs, metrics, lever_rows = bench_lesson(name, args.rounds, args.levers)
+        a, b = statistics.median(runs["a plain"]), statistics.median(runs["b script"])
+        ratio = b / a
+        verdict = "met" if ratio <= TARGETS[name] else f"missed by {ratio - TARGETS[name]:.2f}"
+        fmt = lambda score: ", ".join(f"{k} {v:.4f}" for k, v in score.items())  # noqa: E731
+        lines.append(
+            f"| {name} | {a:.1f} | {b:.1f} | {ratio:.2f} | ≤ {TARGETS[name]:.2f} ({verdict}) | {fmt(metrics['a plain'])} | {fmt(metrics['b script'])} |"
+        )
+        print(f"{name}: plain {a:.1f} s, script {b:.1f} s, ratio {ratio:.2f}", flush=True)
+        for label, (seconds, score) in lever_rows.items():
+            lever_lines.append(f"| {name} | {label} | {seconds:.1f} | {seconds / a:.2f} | {fmt(score)} |")
+    if lever_lines:
+        lines += [
+            "",
+            "## Each lever on its own (median fit seconds, ratio to (a) plain)",
+            "",
+            "| lesson | lever | fit s | ratio to plain | metric |",
+            "| --- | --- | --- | --- | --- |",
+            *lever_lines,
+        ]
+    if not args.no_default_runs:
+        lines += [
+            "",
+            "## `--help` and the default runs",
+            "",
+            "| script | `--help` wall s (median of 5) | default run wall s | default run peak RSS MB |",
+            "| --- | --- | --- | --- |",
+        ]
+        import tempfile
+
+        for name in args.lessons:
+            script = SCRIPTS[name]
+            help_s = help_seconds(script)
+            with tempfile.TemporaryDirectory() as tmp:
+                wall, rss = default_run_peak_rss_mb(script, Path(tmp) / "out")
+            lines.append(f"| {script} | {help_s:.2f} | {wall:.0f} | {rss:.0f} |")
+            print(f"{script}: --help {help_s:.2f} s, default run {wall:.0f} s, peak RSS {rss:.0f} MB", flush=True)
+    lines += ["", f"The benchmark took {(time.perf_counter() - started) / 60:.1f} minutes.", ""]
+    args.results.write_text("\n".join(lines))
+    print(f"wrote {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
