@@ -465,17 +465,6 @@ def plot_comparison(rows, path, title):
 # extra – script-specific helpers, outside the shared block
 
 
-def non_negative_int(text):
-    """argparse type: a whole number >= 0 (for the seed)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 def summarise(per_seed_rows):
     """Mean (and std when there are several seeds) of every metric, per row.
 
@@ -546,6 +535,17 @@ def positive_int(text):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def non_negative_int(text):
+    """argparse type: a whole number >= 0 (for seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 

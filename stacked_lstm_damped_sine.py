@@ -348,6 +348,17 @@ def positive_int(text):
     return value
 
 
+def non_negative_int(text):
+    """argparse type: a whole number >= 0 (for seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def prepare_out_dir(path):
     """Create the output folder, or fail with exit 2 before any work starts."""
     path = Path(path)
@@ -469,7 +480,7 @@ def build_parser():
     parser.add_argument("--demo", action="store_true", help="only the return_sequences demonstration (7.1.3), then stop")
     parser.add_argument("--compare-vanilla", action="store_true", help="also train a one-layer (vanilla) LSTM on the same data and budget")
     parser.add_argument("--repeats", type=positive_int, default=1, help="train with seeds seed..seed+N-1 and report mean ± std")
-    parser.add_argument("--seed", type=int, default=7, help="seed for Python, NumPy, Keras and the data")
+    parser.add_argument("--seed", type=non_negative_int, default=7, help="seed for Python, NumPy, Keras and the data")
     parser.add_argument("--out-dir", type=Path, default=Path("outputs") / Path(__file__).stem, help="where figures, models and metrics.json go")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras's fit output: 0 silent, 1 progress bar, 2 one line per epoch")
     parser.add_argument("--show", action="store_true", help="also open the figures in a window, instead of only saving them")

@@ -969,6 +969,17 @@ def positive_int(text):
     return value
 
 
+def non_negative_int(text):
+    """argparse type: a whole number >= 0 (for seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def prepare_out_dir(path):
     """Create the output folder, or fail with exit 2 before any work starts."""
     path = Path(path)
@@ -1092,7 +1103,7 @@ def build_parser():
     parser.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, help="batch size")
     parser.add_argument("--repeats", type=positive_int, default=1,
                         help="train each network with this many seeds (seed, seed+1, ...); report mean ± std")
-    parser.add_argument("--seed", type=int, default=7, help="random seed (0 or more)")
+    parser.add_argument("--seed", type=non_negative_int, default=7, help="random seed (0 or more)")
     parser.add_argument("--quick", action="store_true",
                         help=f"tiny run ({QUICK_EPOCHS} epochs) that shows every step in seconds")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
@@ -1106,8 +1117,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.seed < 0:
-        fail(f"--seed must be 0 or more, got {args.seed}")
     args.epochs = args.epochs or (QUICK_EPOCHS if args.quick else EPOCHS)
     args.framing = args.framing or ("features" if args.protocol == "lesson" else "timesteps")
     args.models = [name for name in NETWORKS if name in args.models]

@@ -395,3 +395,17 @@ def test_ctrl_c_during_fit_exits_130_with_whole_files(tmp_path):
     assert (out / "example_sequence.png").exists()
     assert not (out / "metrics.json").exists()
     check_files_whole(out)
+
+
+def test_quick_run_under_jax_backend(tmp_path):
+    """Only Keras APIs are used, so the script runs unchanged on the JAX backend."""
+    out = tmp_path / "out"
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--verbose", "0", "--out-dir", str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["backend"] == "jax"
+    assert 0.5 < record["metrics"]["bidirectional_lstm"]["per_step_accuracy"] <= 1.0

@@ -188,6 +188,7 @@ def test_learning_beats_both_baselines_on_fresh_data():
         (["--batch-size", "two"], "--batch-size"),
         (["--units", "2.5"], "--units"),
         (["--repeats", "0"], "--repeats"),
+        (["--seed", "-1"], "--seed"),
         (["--output", "50"], "--output must be smaller than --length"),
         (["--length", "10", "--output", "12"], "--output must be smaller than --length"),
         (["--length", "1"], "--length must be 2 or more"),

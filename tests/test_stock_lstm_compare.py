@@ -647,3 +647,17 @@ def test_ctrl_c_during_fit_exits_130_and_leaves_whole_files(tmp_path):
         assert keras.models.load_model(path).count_params() > 0
     if (out_dir / "metrics.json").exists():
         json.loads((out_dir / "metrics.json").read_text())
+
+
+def test_quick_run_under_jax_backend(tmp_path):
+    """Only Keras APIs are used, so the script runs unchanged on the JAX backend."""
+    out = tmp_path / "out"
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--verbose", "0", "--out-dir", str(out)],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["backend"] == "jax"
+    assert set(record["metrics"]) >= {"feed_forward", "simple_gru", "simple_lstm", "lstm_stacked", "naive_last_value"}
