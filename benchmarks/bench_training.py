@@ -37,6 +37,7 @@ SCRIPTS = {
     "stock": "stock_lstm_compare.py",
 }
 TARGETS = {"sine": 0.40, "cumsum": 0.55, "stock": 0.40}
+NOTES = "## Notes (written by hand, kept when the benchmark rewrites this file)"
 
 
 def timed(fn):
@@ -351,6 +352,9 @@ def main(argv=None):
             lines.append(f"| {script} | {help_s:.2f} | {wall:.0f} | {rss:.0f} |")
             print(f"{script}: --help {help_s:.2f} s, default run {wall:.0f} s, peak RSS {rss:.0f} MB", flush=True)
     lines += ["", f"The benchmark took {(time.perf_counter() - started) / 60:.1f} minutes.", ""]
+    # a hand-written notes section at the end of an earlier report is kept
+    if args.results.exists() and NOTES in args.results.read_text():
+        lines.append(NOTES + args.results.read_text().split(NOTES, 1)[1])
     args.results.write_text("\n".join(lines))
     print(f"wrote {args.results}")
     return 0
