@@ -527,6 +527,13 @@ def fail(message):
     raise SystemExit(2)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, but a bad option gets one line (no usage block) and exit 2."""
+
+    def error(self, message):
+        fail(f"{message} (see --help)")
+
+
 def positive_int(text):
     """argparse type: a whole number >= 1."""
     try:
@@ -539,13 +546,13 @@ def positive_int(text):
 
 
 def non_negative_int(text):
-    """argparse type: a whole number >= 0 (for seeds)."""
+    """argparse type for seeds: a whole number from 0 to 2**31 - 1 (what NumPy accepts)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**31 - 1, got {value}")
     return value
 
 
@@ -637,7 +644,7 @@ def _fmt(value):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Lesson 10: a Bidirectional LSTM learns the cumulative sum problem.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -230,25 +230,33 @@ def vanilla_lstm(length=50, output=5, units=20):
 
 
 class BatchLoss:
-    """Collects the training loss Keras reports as training goes (its progress-bar value)."""
+    """Collects the training loss Keras reports as training goes (its progress-bar value).
 
-    def __init__(self):
+    Keras may run several batches per call (see STEPS_PER_EXECUTION) and reports only
+    the last one of each call, so `steps` counts batches since the start of training.
+    """
+
+    def __init__(self, steps_per_epoch):
         import keras
 
         self.steps, self.losses = [], []
         owner = self
 
         class _Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+
             def on_train_batch_end(self, batch, logs=None):
-                owner.steps.append(batch + 1)
+                step_in_epoch = min(batch + 1, steps_per_epoch)  # the last call may be short
+                owner.steps.append(self.epoch * steps_per_epoch + step_in_epoch)
                 owner.losses.append(float(logs["loss"]))
 
         self.callback = _Callback()
 
 
 def fit_model(model, X, y, batch_size=10, epochs=1, verbose=1):
-    """One pass over freshly generated examples: each example is seen once."""
-    recorder = BatchLoss()
+    """Passes over freshly generated examples: with one epoch, each example is seen once."""
+    recorder = BatchLoss(steps_per_epoch=-(-len(X) // batch_size))  # ceil(n / batch_size)
     model.fit(X, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=[recorder.callback])
     return recorder
 
@@ -258,7 +266,7 @@ def plot_loss(recorders):
     for name, rec in recorders.items():
         ax.plot(rec.steps, rec.losses, label=name)
     ax.set(
-        title="Training loss (MAE, running mean over the epoch, as Keras reports it)",
+        title="Training loss (MAE, running mean within each epoch, as Keras reports it)",
         xlabel="training step (batch)",
         ylabel="MAE",
     )
@@ -337,6 +345,13 @@ def fail(message):
     raise SystemExit(2)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, but a bad option gets one line (no usage block) and exit 2."""
+
+    def error(self, message):
+        fail(f"{message} (see --help)")
+
+
 def positive_int(text):
     """argparse type: a whole number >= 1."""
     try:
@@ -349,13 +364,13 @@ def positive_int(text):
 
 
 def non_negative_int(text):
-    """argparse type: a whole number >= 0 (for seeds)."""
+    """argparse type for seeds: a whole number from 0 to 2**31 - 1 (what NumPy accepts)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**31 - 1, got {value}")
     return value
 
 
@@ -457,7 +472,7 @@ NAMES = {
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Lesson 7: a stacked LSTM predicts the last points of random damped sine waves.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

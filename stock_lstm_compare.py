@@ -172,7 +172,8 @@ def read_price_csv(path, ticker="AAL"):
 
     lines = frame.index.to_numpy() + 2  # file line numbers: line 1 is the header
     texts = {name: frame[columns[name]].to_numpy() for name in ("date", "high", "low")}
-    dates = pd.to_datetime(frame[columns["date"]], errors="coerce").to_numpy()
+    # utc=True reads dates with or without a time zone alike (as UTC), then drops the zone
+    dates = pd.to_datetime(frame[columns["date"]], errors="coerce", utc=True).dt.tz_convert(None).to_numpy()
     bad = np.isnat(dates)
     if bad.any():
         raise DataError(_bad_cells_message(bad, texts["date"], lines, "date", where, "are not dates"))
@@ -958,6 +959,13 @@ def fail(message):
     raise SystemExit(2)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, but a bad option gets one line (no usage block) and exit 2."""
+
+    def error(self, message):
+        fail(f"{message} (see --help)")
+
+
 def positive_int(text):
     """argparse type: a whole number >= 1."""
     try:
@@ -970,13 +978,13 @@ def positive_int(text):
 
 
 def non_negative_int(text):
-    """argparse type: a whole number >= 0 (for seeds)."""
+    """argparse type for seeds: a whole number from 0 to 2**31 - 1 (what NumPy accepts)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**31 - 1, got {value}")
     return value
 
 
@@ -1063,7 +1071,7 @@ def _fmt(value):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=(
             "The LSTM chapter's stock comparison: four networks predict a stock's mid price "
             "4 days after a 7-day window, the lesson's way (--protocol lesson) or leak-free "

@@ -325,6 +325,7 @@ def test_bad_option_values_exit_2_naming_the_option(tmp_path, capsys, option, va
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert option in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1  # one line, no usage block
     assert not out.exists()
 
 

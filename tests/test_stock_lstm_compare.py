@@ -608,7 +608,9 @@ def test_ctrl_c_during_fit_exits_130_and_leaves_whole_files(tmp_path):
     env["PYTHONUNBUFFERED"] = "1"
     cmd = [sys.executable, str(SCRIPT), "--models", "feed_forward", "simple_lstm", "--epochs", "40",
            "--verbose", "2", "--out-dir", str(out_dir)]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell that starts pytest in the background ignores SIGINT; restore the default in the child
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     deadline = time.monotonic() + 120
