@@ -55,13 +55,20 @@ QUICK = {"n_train": 1_000, "n_eval": 200}
 
 MERGE_MODES = ("sum", "mul", "concat", "ave")
 
-# extra – speed settings. Keras runs 50 batches per call into the backend, and the
-# LSTM loop over the 10 steps is unrolled. Measured on 2 busy CPU cores, fitting
-# 50,000 sequences (median of 3 rounds): plain 43 s, unroll alone 23 s,
-# steps_per_execution alone 23 s, both 12 s. The updates are the same: same data,
-# batches, model, loss and optimizer; the epoch loss agrees to every digit.
+# extra – speed settings. Keras runs 50 batches per call into the backend, and on
+# TensorFlow the LSTM loop over the 10 steps is unrolled. Fitting 50,000 sequences on
+# 2 CPU cores (benchmarks/RESULTS.md): plain 22.3 s, both settings 8.7 s. On JAX,
+# which compiles the loop anyway, unrolling doubles the time, so it stays off there.
+# The updates are the same: same data, batches, model, loss and optimizer.
 STEPS_PER_EXECUTION = 50
 UNROLL = True
+
+
+def unroll():
+    """Whether to unroll the LSTM's time loop: on the TensorFlow backend only."""
+    import keras
+
+    return UNROLL and keras.backend.backend() == "tensorflow"
 
 
 # ---------------------------------------------------------------------------
@@ -201,7 +208,7 @@ def bidirectional_lstm(n_timesteps=10, n_units=50, merge_mode="concat"):
             # One LSTM reads forward, a copy reads backward; merge_mode joins them.
             # [batch, time, 1] -> [batch, time, 2 * units] ('concat'), else [batch, time, units]
             layers.Bidirectional(
-                layers.LSTM(n_units, return_sequences=True, unroll=UNROLL),
+                layers.LSTM(n_units, return_sequences=True, unroll=unroll()),
                 merge_mode=merge_mode,
                 name="bidirectional",
             ),
@@ -222,7 +229,7 @@ def forward_lstm(n_timesteps=10, n_units=50):
         [
             keras.Input(shape=(n_timesteps, 1)),
             # Reads the sequence first step to last. [batch, time, 1] -> [batch, time, units]
-            layers.LSTM(n_units, return_sequences=True, unroll=UNROLL),
+            layers.LSTM(n_units, return_sequences=True, unroll=unroll()),
             # A sigmoid unit at each step. [batch, time, units] -> [batch, time, 1]
             layers.TimeDistributed(layers.Dense(1, activation="sigmoid")),
         ],
@@ -245,7 +252,7 @@ def backward_lstm(n_timesteps=10, n_units=50):
         [
             keras.Input(shape=(n_timesteps, 1)),
             # Reads last step to first. [batch, time, 1] -> [batch, time (reversed), units]
-            layers.LSTM(n_units, return_sequences=True, go_backwards=True, unroll=UNROLL),
+            layers.LSTM(n_units, return_sequences=True, go_backwards=True, unroll=unroll()),
             # Put the outputs back in time order. [batch, time (reversed), units] -> same, in order
             layers.Lambda(lambda t: keras.ops.flip(t, axis=1), name="flip_time"),
             # A sigmoid unit at each step. [batch, time, units] -> [batch, time, 1]
