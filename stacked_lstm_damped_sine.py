@@ -187,16 +187,13 @@ def plot_examples(X, y):
 STEPS_PER_EXECUTION = 50
 
 
-def compile_model(model, fast=True):
-    """MAE loss and the Adam optimizer, as in the lesson.
+def compile_model(model):
+    """MAE loss and the Adam optimizer, as in the lesson, with the speed settings below.
 
-    `fast=False` compiles with Keras's plain defaults (the benchmark compares both).
+    benchmarks/bench_training.py compares this with Keras's plain defaults.
     """
     import keras
 
-    if not fast:
-        model.compile(loss="mae", optimizer="adam")
-        return model
     model.compile(
         loss="mae",
         optimizer="adam",
