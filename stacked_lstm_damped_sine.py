@@ -254,7 +254,9 @@ class BatchLoss:
 def fit_model(model, X, y, batch_size=10, epochs=1, verbose=1):
     """Passes over freshly generated examples: with one epoch, each example is seen once."""
     recorder = BatchLoss(steps_per_epoch=-(-len(X) // batch_size))  # ceil(n / batch_size)
-    model.fit(X, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=[recorder.callback])
+    # ctrl_c_callback (with the shared helpers below): Ctrl-C stops cleanly between batches
+    callbacks = [recorder.callback, ctrl_c_callback()]
+    model.fit(X, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks)
     return recorder
 
 
@@ -414,6 +416,53 @@ def save_json(data, path):
     """Write a JSON record (atomically)."""
     text = json.dumps(data, indent=2, default=float) + "\n"
     write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def ctrl_c_callback():
+    """A Keras callback that makes Ctrl-C during fit stop between batches.
+
+    Python raises KeyboardInterrupt wherever the main thread happens to be. Inside
+    TensorFlow's C++ code that can abort the whole process instead ("free():
+    invalid next size", about one Ctrl-C in ten at the start of an epoch here). So
+    while fit runs, Ctrl-C only raises a flag, and this callback raises
+    KeyboardInterrupt at the next batch or epoch boundary, in plain Python.
+    A second Ctrl-C interrupts at once.
+    """
+    import signal
+
+    import keras
+
+    class CtrlC(keras.callbacks.Callback):
+        pressed = False
+        previous = None  # the SIGINT handler to put back
+
+        def on_train_begin(self, logs=None):
+            self.pressed = False
+            self.previous = signal.signal(signal.SIGINT, self.press)
+
+        def press(self, signum, frame):
+            if self.pressed:  # second Ctrl-C: stop now
+                self.restore()
+                raise KeyboardInterrupt
+            self.pressed = True
+
+        def restore(self):
+            if self.previous is not None:
+                signal.signal(signal.SIGINT, self.previous)
+                self.previous = None
+
+        def check(self, *args, **kwargs):
+            if self.pressed:
+                self.restore()
+                raise KeyboardInterrupt
+
+        on_epoch_begin = on_epoch_end = on_train_batch_end = on_test_batch_end = check
+
+        def on_train_end(self, logs=None):
+            self.restore()
+            self.check()
+
+    return CtrlC()
 
 
 def library_versions():
