@@ -456,7 +456,9 @@ def ctrl_c_callback():
                 self.restore()
                 raise KeyboardInterrupt
 
-        on_epoch_begin = on_epoch_end = on_train_batch_end = on_test_batch_end = check
+        # batch *begin* hooks: overriding the batch end ones would make Keras run
+        # every callback synchronously on backends that can dispatch them in a thread
+        on_epoch_begin = on_epoch_end = on_train_batch_begin = on_test_batch_begin = check
 
         def on_train_end(self, logs=None):
             self.restore()

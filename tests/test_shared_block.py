@@ -61,7 +61,7 @@ def test_ctrl_c_in_fit_stops_after_the_running_batch_and_puts_the_handler_back()
     x, y = np.zeros((100, 4), "float32"), np.zeros((100, 1), "float32")
     with pytest.raises(KeyboardInterrupt):
         tiny_model().fit(x, y, batch_size=10, epochs=2, verbose=0,
-                         callbacks=[PressCtrlCInBatch3(), ctrl_c_callback()])
+                         callbacks=[ctrl_c_callback(), PressCtrlCInBatch3()])
     assert started == [0, 1, 2, 3]  # batch 3 ran to its end; batch 4 never began
     assert signal.getsignal(signal.SIGINT) is before
 
