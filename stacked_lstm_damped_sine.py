@@ -2,7 +2,7 @@
 Title: Stacked LSTM for damped sine wave prediction (lesson 7)
 Author: LSTM Lessons in Keras contributors
 Date created: 2026/11/23
-Last modified: 2026/11/23
+Last modified: 2026/11/25
 Description: A two-layer stacked LSTM predicts the last 5 points of random damped sine waves.
 
 Lesson 7 builds a stacked LSTM: LSTM layers that hand a whole sequence, not a single
@@ -12,13 +12,14 @@ the next 5 at once.
 
     python stacked_lstm_damped_sine.py            # the lesson's full configuration
     python stacked_lstm_damped_sine.py --quick    # every step, tiny, in seconds
-    python stacked_lstm_damped_sine.py --demo     # the return_sequences demonstration
+    python stacked_lstm_damped_sine.py --demo     # only the return_sequences demonstration
     python stacked_lstm_damped_sine.py --help     # every option
 
-Beyond the lesson (marked "extra" below): a fixed seed, two naive baselines scored on
-the same evaluation set with the same metric (MAE), the lesson's vanilla-LSTM extension
-(`--compare-vanilla`), several seeds (`--repeats N`), and every figure and number saved
-to the output folder (`metrics.json`).
+The file reads in the lesson's order (7.1.3 to 7.6, then 7.7's complete example in
+`run_lesson`). Beyond the lesson (marked "extra"): two naive baselines scored on the same
+evaluation set with the same metric (MAE), the lesson's vanilla-LSTM extension
+(`--compare-vanilla`), several seeds (`--repeats N`), and every figure and number saved to
+the output folder (`metrics.json`). The support code sits at the bottom.
 """
 
 import argparse
@@ -36,6 +37,17 @@ import numpy as np
 # Keras is imported inside the functions that need it, not up here: importing it
 # takes seconds, and `--help` or a mistyped option should answer at once.
 
+# The lesson's configuration (7.3 to 7.5), and the tiny one of --quick.
+LESSON = dict(length=50, output=5, n_train=10_000, n_eval=1_000, batch_size=10, epochs=1, units=20)
+QUICK = dict(n_train=500, n_eval=200)
+
+# extra – speed settings: the only place they are set. The model is tiny and a batch
+# holds 10 examples, so most of the time goes to per-step overhead: Keras runs 50
+# batches per call into the backend, and XLA fuses the LSTM's small per-step operations
+# (on TensorFlow; JAX compiles with XLA anyway). Every batch is still one update of the
+# same model, loss and optimizer. benchmarks/bench_training.py measures the gain.
+SPEED = dict(steps_per_execution=50, jit_compile=True)
+
 
 # ---------------------------------------------------------------------------
 # 7.1.3 Implementation: what return_sequences changes
@@ -43,9 +55,9 @@ import numpy as np
 
 
 def demo_return_sequences():
-    """Show the output shape of one LSTM layer, without and with return_sequences.
+    """The output of one LSTM(1) layer on [0.1, 0.2, 0.3], without and with return_sequences.
 
-    Returns the two outputs as NumPy arrays: shape (1, 1) and shape (1, 3, 1).
+    Returns the two outputs as NumPy arrays, of shape (1, 1) and (1, 3, 1).
     """
     import keras
     from keras import layers
@@ -54,14 +66,12 @@ def demo_return_sequences():
     data = np.array([0.1, 0.2, 0.3], dtype="float32").reshape((1, 3, 1))
     outputs = []
     for return_sequences in (False, True):
+        # define model where the LSTM is also the output layer (a single memory cell)
         model = keras.Sequential(
-            [
-                keras.Input(shape=(3, 1)),
-                # a single memory cell; it is also the output layer
-                layers.LSTM(1, return_sequences=return_sequences),
-            ]
+            [keras.Input(shape=(3, 1)), layers.LSTM(1, return_sequences=return_sequences)]
         )
-        outputs.append(np.asarray(model.predict(data, verbose=0)))
+        # make and show prediction
+        outputs.append(model.predict(data, verbose=0))
     return outputs[0], outputs[1]
 
 
@@ -83,6 +93,24 @@ def stacked_lstm(length=50, output=5, units=20, n_layers=2):
     # all 5 future points at once: [batch, 20] -> [batch, 5]
     model.add(layers.Dense(output))
     return model
+
+
+def run_demo():
+    """7.1.3: print what return_sequences changes, then the 2- and 4-layer definitions."""
+    last_only, every_step = demo_return_sequences()
+    print("7.1.3 LSTM(1) on [0.1, 0.2, 0.3]:")
+    for name, out in (("False", last_only), ("True ", every_step)):
+        print(
+            f"  return_sequences={name} -> shape {out.shape}: {np.round(out.ravel(), 4).tolist()}"
+        )
+    print("False gives one value for the whole sequence; True gives one value per time step,")
+    print("a 3D sequence that another LSTM layer can read. That is what stacking needs.\n")
+    for n_layers in (2, 4):
+        stacked_lstm(n_layers=n_layers).summary()
+    return {
+        "return_sequences_false": last_only.tolist(),
+        "return_sequences_true": every_step.tolist(),
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -137,7 +165,7 @@ def generate_examples(length, n_patterns, output, rng=None):
     period, decay = random_parameters(n_patterns, rng)
     # one wave per row, as columns so they broadcast over time: [n_patterns, 1]
     period, decay = period[:, None], decay[:, None]
-    # all waves at once: [n_patterns, length + output], the vectorised generate_sequence
+    # all waves at once: [n_patterns, length + output], generate_sequence row by row
     i = np.arange(length + output)
     waves = 0.5 + 0.5 * np.sin(2 * np.pi * i / period) * np.exp(-decay * i)
     X = waves[:, :length].reshape(n_patterns, length, 1)
@@ -159,16 +187,11 @@ def plot_examples(X, y):
     length = X.shape[1]
     for n in range(len(X)):
         line = ax.plot(range(length), X[n, :, 0], "-o", markersize=3)[0]
-        ax.plot(
-            range(length - 1, length + y.shape[1]),
-            np.concatenate([X[n, -1:, 0], y[n]]),
-            "--o",
-            color=line.get_color(),
-            markersize=6,
-        )
+        future = range(length - 1, length + y.shape[1])
+        ax.plot(future, np.r_[X[n, -1, 0], y[n]], "--o", color=line.get_color(), markersize=6)
     ax.axvline(length - 0.5, color="grey", linewidth=1)
     ax.set(
-        title=f"{len(X)} random damped sine waves: {length} inputs, then {y.shape[1]} points to predict",
+        title=f"{len(X)} damped sine waves: {length} inputs, then {y.shape[1]} points to predict",
         xlabel="time step",
         ylabel="value",
     )
@@ -177,93 +200,52 @@ def plot_examples(X, y):
 
 
 # ---------------------------------------------------------------------------
-# 7.3 Define and compile the model
+# 7.3 to 7.6: define and compile, fit, evaluate, predict (7.7: the complete example)
 # ---------------------------------------------------------------------------
 
-# extra – how many training steps Keras runs inside one compiled call. The model is
-# tiny and a batch holds only 10 examples, so most of the time goes to per-step
-# overhead in Python; 50 steps per call cuts that overhead 50-fold. It changes no
-# number of the experiment: every batch is still one gradient update.
-STEPS_PER_EXECUTION = 50
 
+def run_lesson(define_model, data, epochs=1, batch_size=10, verbose=1, seed=7, summary=True):
+    """The lesson's complete example for one model: define, compile, fit, evaluate, predict.
 
-def compile_model(model):
-    """MAE loss and the Adam optimizer, as in the lesson, with the speed settings below.
-
-    benchmarks/bench_training.py compares this with Keras's plain defaults.
+    `data` holds (X, y) pairs under "train", "eval" and "new" (one new wave for 7.6).
     """
     import keras
 
-    model.compile(
-        loss="mae",
-        optimizer="adam",
-        steps_per_execution=STEPS_PER_EXECUTION,
-        # extra – XLA fuses the LSTM's small per-time-step operations into a few
-        # kernels. Keras's "auto" leaves it off for LSTMs on TensorFlow, so we turn it
-        # on there; JAX compiles with XLA anyway, and other backends keep "auto".
-        jit_compile=True if keras.backend.backend() == "tensorflow" else "auto",
+    X, y = data["train"]
+    # define model (seeded, so each training is reproducible on its own)
+    keras.utils.set_random_seed(seed)
+    model = define_model()
+    # compile model: MAE loss and Adam, as the lesson (SPEED: see the top of the file)
+    model.compile(loss="mae", optimizer="adam", **compile_settings(**SPEED))
+    if summary:
+        model.summary()
+    # fit model: one pass over fresh examples, so each example is seen once. A
+    # stateless LSTM starts every sequence from a zero state, whatever the batch size.
+    print(f"7.4 fit {model.name} on {len(X):,} examples, batch size {batch_size}")
+    training = train_network(model, X, y, epochs, batch_size, verbose)
+    # evaluate model on fresh examples
+    start = time.perf_counter()
+    X_eval, y_eval = data["eval"]
+    loss = model.evaluate(X_eval, y_eval, verbose=0, return_dict=True)["loss"]
+    print(f"7.5 {model.name}: MAE {loss:f}")
+    yhat_eval = model.predict(X_eval, verbose=0)
+    # prediction on new data
+    yhat_new = model.predict(data["new"][0], verbose=0)
+    evaluate_s = time.perf_counter() - start
+    return dict(
+        model=model,
+        keras_mae=float(loss),
+        yhat_eval=yhat_eval,
+        yhat_new=yhat_new,
+        training=training,
+        evaluate_s=evaluate_s,
     )
-    return model
 
 
-def vanilla_lstm(length=50, output=5, units=20):
-    """extra – the lesson's extension: one LSTM layer, then the same output layer."""
-    import keras
-    from keras import layers
-
-    return keras.Sequential(
-        [
-            keras.Input(shape=(length, 1)),  # [batch, 50, 1]
-            layers.LSTM(units),  # [batch, 50, 1] -> [batch, 20]
-            layers.Dense(output),  # [batch, 20] -> [batch, 5]
-        ],
-        name="vanilla_lstm",
-    )
-
-
-# ---------------------------------------------------------------------------
-# 7.4 Fit the model
-# ---------------------------------------------------------------------------
-
-
-class BatchLoss:
-    """Collects the training loss Keras reports as training goes (its progress-bar value).
-
-    Keras may run several batches per call (see STEPS_PER_EXECUTION) and reports only
-    the last one of each call, so `steps` counts batches since the start of training.
-    """
-
-    def __init__(self, steps_per_epoch):
-        import keras
-
-        self.steps, self.losses = [], []
-        owner = self
-
-        class _Callback(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.epoch = epoch
-
-            def on_train_batch_end(self, batch, logs=None):
-                step_in_epoch = min(batch + 1, steps_per_epoch)  # the last call may be short
-                owner.steps.append(self.epoch * steps_per_epoch + step_in_epoch)
-                owner.losses.append(float(logs["loss"]))
-
-        self.callback = _Callback()
-
-
-def fit_model(model, X, y, batch_size=10, epochs=1, verbose=1):
-    """Passes over freshly generated examples: with one epoch, each example is seen once."""
-    recorder = BatchLoss(steps_per_epoch=-(-len(X) // batch_size))  # ceil(n / batch_size)
-    # ctrl_c_callback (with the shared helpers below): Ctrl-C stops cleanly between batches
-    callbacks = [recorder.callback, ctrl_c_callback()]
-    model.fit(X, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks)
-    return recorder
-
-
-def plot_loss(recorders):
+def plot_loss(trainings):
     fig, ax = plt.subplots(figsize=(8, 4))
-    for name, rec in recorders.items():
-        ax.plot(rec.steps, rec.losses, label=name)
+    for name, training in trainings.items():
+        ax.plot(training["batches"]["step"], training["batches"]["loss"], label=name)
     ax.set(
         title="Training loss (MAE, running mean within each epoch, as Keras reports it)",
         xlabel="training step (batch)",
@@ -274,8 +256,28 @@ def plot_loss(recorders):
     return fig
 
 
+def plot_prediction(x, y, yhat, persistence):
+    """The whole input wave (left), and a close-up of its end with the 5 points (right)."""
+    fig, (ax_all, ax_end) = plt.subplots(
+        1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]}
+    )
+    past = np.arange(len(x))
+    future = np.arange(len(x), len(x) + len(y))
+    for ax, start in ((ax_all, 0), (ax_end, max(0, len(x) - 10))):
+        ax.plot(past[start:], x[start:], "-", color="grey", label="input (what the model reads)")
+        ax.plot(future, y, "-o", label="y (expected)")
+        ax.plot(future, yhat, "-o", label="yhat (stacked LSTM)")
+        ax.plot(future, persistence, ":", color="black", label="persistence baseline")
+        ax.set(xlabel="time step", ylabel="value")
+    ax_all.set_title("One new damped sine wave")
+    ax_end.set_title("Close-up: last 10 inputs, 5 predictions")
+    ax_end.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
 # ---------------------------------------------------------------------------
-# 7.5 Evaluate the model, against two naive baselines
+# Beyond the lesson (extra): baselines, the vanilla LSTM, several seeds
 # ---------------------------------------------------------------------------
 
 
@@ -294,47 +296,277 @@ def centre_line_forecast(X, output):
     return np.full((len(X), output), 0.5, dtype="float32")
 
 
-# ---------------------------------------------------------------------------
-# 7.6 Make predictions with the model
-# ---------------------------------------------------------------------------
+def vanilla_lstm(length=50, output=5, units=20):
+    """extra – the lesson's extension (7.9): one LSTM layer, then the same output layer."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=(length, 1)),  # [batch, 50, 1]
+            layers.LSTM(units),  # [batch, 50, 1] -> [batch, 20]
+            layers.Dense(output),  # [batch, 20] -> [batch, 5]
+        ],
+        name="vanilla_lstm",
+    )
 
 
-def plot_prediction(x, y, yhat, persistence):
-    """The whole input wave (left), and a close-up of its end with the 5 points (right)."""
-    fig, (ax_all, ax_end) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
-    past = np.arange(len(x))
-    future = np.arange(len(x), len(x) + len(y))
-    for ax, start in ((ax_all, 0), (ax_end, max(0, len(x) - 10))):
-        ax.plot(past[start:], x[start:], "-", color="grey", label="input (what the model reads)")
-        ax.plot(future, y, "-o", label="y (expected)")
-        ax.plot(future, yhat, "-o", label="yhat (stacked LSTM)")
-        ax.plot(future, persistence, ":", color="black", label="persistence baseline")
-        ax.set(xlabel="time step", ylabel="value")
-    ax_all.set_title("One new damped sine wave")
-    ax_end.set_title("Close-up: last 10 inputs, 5 predictions")
-    ax_end.legend(fontsize="small")
-    fig.tight_layout()
-    return fig
+NAMES = {
+    "stacked_lstm": "stacked LSTM (2 layers)",
+    "vanilla_lstm": "vanilla LSTM (1 layer)",
+    "persistence": "persistence (last value)",
+    "centre_line": "centre line (0.5)",
+}
+
+
+def make_data(args, streams):
+    """Training, evaluation and new examples, each from its own random stream."""
+    return {
+        "train": generate_examples(args.length, args.n_train, args.output, streams["train"]),
+        "eval": generate_examples(args.length, args.n_eval, args.output, streams["eval"]),
+        "new": generate_examples(args.length, 1, args.output, streams["predict"]),
+    }
+
+
+def run_seed(seed, args, out_dir, first):
+    """The lesson (and the vanilla LSTM) for one seed; figures and models from the first seed."""
+    import keras
+
+    keras.backend.clear_session()  # free the previous seed's models before building new ones
+    start = time.perf_counter()
+    data = make_data(args, random_streams(seed, ["train", "eval", "predict", "figures"]))
+    timings = dict(data=time.perf_counter() - start, fit=0.0, evaluate=0.0)
+    builders = {"stacked_lstm": lambda: stacked_lstm(args.length, args.output, args.units)}
+    if args.compare_vanilla:
+        builders["vanilla_lstm"] = lambda: vanilla_lstm(args.length, args.output, args.units)
+    runs = {}
+    for name, build in builders.items():
+        runs[name] = run_lesson(
+            build, data, args.epochs, args.batch_size, args.verbose, seed, summary=first
+        )
+        timings["fit"] += runs[name]["training"]["fit_s"]
+        timings["evaluate"] += runs[name]["evaluate_s"]
+
+    # extra – every model and baseline scored on the very same evaluation examples
+    X_eval, y_eval = data["eval"]
+    scores = {
+        n: dict(mae=mae(y_eval, r["yhat_eval"]), keras_mae=r["keras_mae"]) for n, r in runs.items()
+    }
+    scores["persistence"] = dict(mae=mae(y_eval, persistence_forecast(X_eval, args.output)))
+    scores["centre_line"] = dict(mae=mae(y_eval, centre_line_forecast(X_eval, args.output)))
+
+    if first:
+        save_figure(
+            plot_loss({NAMES[n]: r["training"] for n, r in runs.items()}), out_dir / "loss.png"
+        )
+        # 7.6: one new wave, never seen in training or evaluation
+        X_new, y_new = data["new"]
+        persistence = persistence_forecast(X_new, args.output)
+        figure = plot_prediction(
+            X_new[0, :, 0], y_new[0], runs["stacked_lstm"]["yhat_new"][0], persistence[0]
+        )
+        save_figure(figure, out_dir / "prediction.png")
+        for name, r in runs.items():
+            write_atomically(out_dir / f"{name}.keras", r["model"].save)
+            print(f"saved {out_dir / f'{name}.keras'}")
+    return scores, timings
+
+
+def summarise(per_seed):
+    """Mean (and std from two seeds on) over seeds of each model's and baseline's MAE."""
+    summary = {}
+    for name in per_seed[0]:
+        values = [scores[name]["mae"] for scores in per_seed]
+        stats = mean_std(values)
+        summary[name] = {f"mae_{key}": value for key, value in stats.items()}
+        summary[name]["mae_per_seed"] = values
+        if "keras_mae" in per_seed[0][name]:
+            summary[name]["keras_evaluate_mae_per_seed"] = [s[name]["keras_mae"] for s in per_seed]
+    return summary
+
+
+def report(summary, n_seeds):
+    """The one results table, and a plain sentence on who wins."""
+    lstm = summary["stacked_lstm"]["mae_mean"]
+    rows = []
+    for name, s in summary.items():
+        row = {"model": NAMES[name], "MAE": s["mae_mean"]}
+        if n_seeds > 1:
+            row["± std"] = s["mae_std"]
+        change = 100 * (lstm / s["mae_mean"] - 1)
+        vs = f"{abs(change):.0f}% {'lower' if change < 0 else 'higher'}"
+        row["stacked LSTM's MAE vs this"] = "-" if name == "stacked_lstm" else vs
+        rows.append(row)
+    seeds = f" (mean over {n_seeds} seeds)" if n_seeds > 1 else ""
+    print(f"\nResults: MAE on the same fresh evaluation examples{seeds}")
+    print_table(rows, list(rows[0]))
+    for base in ("persistence", "centre_line"):
+        other = summary[base]["mae_mean"]
+        verdict = "beats" if lstm < other else "does NOT beat"
+        print(f"The stacked LSTM {verdict} {NAMES[base]}: {lstm:.4f} vs {other:.4f}.")
+    if "vanilla_lstm" in summary:
+        vanilla = summary["vanilla_lstm"]["mae_mean"]
+        winner = "stacked" if lstm < vanilla else "vanilla"
+        gap = 100 * abs(lstm - vanilla) / max(lstm, vanilla)
+        print(
+            f"Stacked vs vanilla: the {winner} LSTM has the lower MAE, "
+            f"{lstm:.4f} vs {vanilla:.4f} ({gap:.0f}% apart)."
+        )
+        if n_seeds > 1:
+            pairs = zip(
+                summary["stacked_lstm"]["mae_per_seed"], summary["vanilla_lstm"]["mae_per_seed"]
+            )
+            wins = sum(stacked < vanilla for stacked, vanilla in pairs)
+            print(f"Seed by seed, the stacked LSTM wins {wins} of {n_seeds}.")
 
 
 def plot_mae_bars(summary):
     """extra – one bar per model or baseline (mean MAE, with the std over seeds)."""
     names = list(summary)
     means = [summary[n]["mae_mean"] for n in names]
-    stds = [summary[n]["mae_std"] for n in names]
+    stds = [summary[n].get("mae_std", 0.0) for n in names]
     fig, ax = plt.subplots(figsize=(7, 4))
-    bars = ax.bar(names, means, yerr=stds, capsize=4, color=["C0" if "LSTM" in n else "grey" for n in names])
+    colors = ["C0" if "LSTM" in n else "grey" for n in names]
+    bars = ax.bar(names, means, yerr=stds, capsize=4, color=colors)
     ax.bar_label(bars, fmt="%.4f")
     ax.set(title="Evaluation MAE on the same fresh examples (lower is better)", ylabel="MAE")
     fig.tight_layout()
     return fig
 
 
-# --- shared helpers: begin
 # ---------------------------------------------------------------------------
-# Small helpers: the same block stands in each of the three lesson scripts, so
-# that every script can be copied and run on its own. They are not part of the
-# lesson proper; skip them on a first read.
+# Command line
+# ---------------------------------------------------------------------------
+
+
+def build_parser():
+    parser = ArgumentParser(
+        description="Lesson 7: a stacked LSTM predicts the last points of damped sine waves.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    knobs = parser.add_argument_group("the lesson's knobs (defaults are the lesson's)")
+    for option, help_text in (
+        ("--length", "input time steps per wave"),
+        ("--output", "points to predict after them"),
+        ("--n-train", "fresh training examples"),
+        ("--n-eval", "fresh evaluation examples"),
+        ("--batch-size", "examples per weight update"),
+        ("--epochs", "passes over the training examples"),
+        ("--units", "memory cells per LSTM layer"),
+    ):
+        key = option[2:].replace("-", "_")
+        if key in QUICK:
+            help_text += f" (--quick: {QUICK[key]})"
+        knobs.add_argument(option, type=positive_int, default=LESSON[key], help=help_text)
+    quick = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items())
+    parser.add_argument("--quick", action="store_true", help=f"a tiny run of every step: {quick}")
+    parser.add_argument(
+        "--demo", action="store_true", help="only the return_sequences demonstration (7.1.3)"
+    )
+    parser.add_argument(
+        "--compare-vanilla",
+        action="store_true",
+        help="also train a one-layer (vanilla) LSTM on the same data and budget",
+    )
+    parser.add_argument(
+        "--repeats", type=positive_int, default=1, help="seeds seed..seed+N-1; report mean ± std"
+    )
+    parser.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=7,
+        help="seed for Python, NumPy, Keras and the data",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("outputs") / Path(__file__).stem,
+        help="where figures, models and metrics.json go",
+    )
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="Keras's fit output: 0 silent, 1 progress bar, 2 one line per epoch",
+    )
+    parser.add_argument("--show", action="store_true", help="also open the figures in a window")
+    return parser
+
+
+def parse_args(argv=None):
+    args = parse_args_with_quick(build_parser(), argv, QUICK)
+    if args.length < 2:
+        fail(f"--length must be 2 or more (got {args.length}): a wave needs at least 2 input steps")
+    if args.output >= args.length:
+        got = f"got output {args.output}, length {args.length}"
+        fail(f"--output must be smaller than --length ({got})")
+    if args.seed + args.repeats - 1 >= 2**31:
+        fail(f"--seed + --repeats - 1 must stay below 2**31 (got {args.seed + args.repeats - 1})")
+    return args
+
+
+def run(args):
+    out_dir = prepare_out_dir(args.out_dir)
+    seeds = [args.seed + r for r in range(args.repeats)]
+    record = run_record(args, seeds)
+    print(f"Keras {record['versions']['keras']}, backend {record['backend']}")
+    # 7.1.3 what return_sequences changes
+    record["demo"] = run_demo()
+    if args.demo:
+        record.update(timings_s=dict(data=0.0, fit=0.0, evaluate=0.0), metrics={})
+        save_json(record, out_dir / "metrics.json")
+        return 0
+
+    # 7.2 the problem, drawn once
+    save_figure(
+        plot_sine_wave(sine_wave(100, 5), "A sine wave (5 cycles in 100 steps)"),
+        out_dir / "sine_wave.png",
+    )
+    damped = generate_sequence(100, 10, 0.05)
+    save_figure(
+        plot_sine_wave(damped, "A damped sine wave (period 10, decay 0.05)"),
+        out_dir / "damped_sine_wave.png",
+    )
+    figures = random_streams(args.seed, ["train", "eval", "predict", "figures"])["figures"]
+    save_figure(plot_examples(*generate_examples(20, 5, 5, figures)), out_dir / "examples.png")
+
+    # 7.3 to 7.6 for each seed
+    per_seed, timings = [], dict(data=0.0, fit=0.0, evaluate=0.0)
+    for r, seed in enumerate(seeds):
+        if args.repeats > 1:
+            print(f"\n--- seed {seed} ({r + 1} of {args.repeats}) ---")
+        scores, seed_timings = run_seed(seed, args, out_dir, first=r == 0)
+        per_seed.append(scores)
+        timings = {key: timings[key] + seed_timings[key] for key in timings}
+
+    summary = summarise(per_seed)
+    report(summary, args.repeats)
+    save_figure(
+        plot_mae_bars({NAMES[n]: s for n, s in summary.items()}), out_dir / "mae_comparison.png"
+    )
+    record.update(
+        data="generated: random damped sine waves (period 10-20, decay 0.01-0.1)",
+        timings_s={k: round(v, 3) for k, v in timings.items()},
+        metrics=summary,
+    )
+    save_json(record, out_dir / "metrics.json")
+    if args.show:
+        plt.show()
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    return run_main(run, args)
+
+
+# --- support code: begin
+# ---------------------------------------------------------------------------
+# Support code: skip it on a first read. Argument checks, one-line errors, atomic
+# writes, seeds, training with a per-batch loss record and a clean Ctrl-C, tables and
+# versions. The same block stands in each of the three lesson scripts (a test keeps
+# the copies identical), so that every script can be copied and run on its own.
 # ---------------------------------------------------------------------------
 
 
@@ -349,6 +581,18 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         fail(f"{message} (see --help)")
+
+
+def parse_args_with_quick(parser, argv, quick):
+    """Parse argv; with --quick, the values in `quick` become the defaults.
+
+    An option given on the command line still wins over its --quick value.
+    """
+    args = parser.parse_args(argv)
+    if args.quick:
+        parser.set_defaults(**quick)
+        args = parser.parse_args(argv)
+    return args
 
 
 def positive_int(text):
@@ -371,6 +615,17 @@ def non_negative_int(text):
     if not 0 <= value < 2**31:
         raise argparse.ArgumentTypeError(f"must be from 0 to 2**31 - 1, got {value}")
     return value
+
+
+def run_main(run, args):
+    """Run `run(args)` headless (unless --show); Ctrl-C gives one line and exit status 130."""
+    if not args.show:
+        matplotlib.use("Agg")  # save figures, never open a window
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted: stopped early; files already written are complete", file=sys.stderr)
+        return 130
 
 
 def prepare_out_dir(path):
@@ -416,6 +671,92 @@ def save_json(data, path):
     """Write a JSON record (atomically)."""
     text = json.dumps(data, indent=2, default=float) + "\n"
     write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+    print(f"saved {path}")
+
+
+def run_record(args, seeds):
+    """The head of every metrics.json: script, arguments, seeds, versions, backend."""
+    import keras
+
+    return {
+        "script": Path(__file__).name,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "seed": args.seed,
+        "seeds": list(seeds),
+        "versions": library_versions(),
+        "backend": keras.backend.backend(),
+    }
+
+
+def random_streams(seed, names):
+    """Independent NumPy generators, one per name, from one seed.
+
+    np.random.SeedSequence(seed).spawn gives streams that never overlap, so drawing
+    more training data never changes the evaluation data, and so on.
+    """
+    children = np.random.SeedSequence(seed).spawn(len(names))
+    return {name: np.random.default_rng(child) for name, child in zip(names, children)}
+
+
+def mean_std(values):
+    """Mean and sample standard deviation (ddof=1) over seeds; no std for one seed."""
+    values = np.asarray(values, dtype=float)
+    summary = {"mean": float(values.mean())}
+    if len(values) > 1:
+        summary["std"] = float(values.std(ddof=1))
+    return summary
+
+
+def compile_settings(steps_per_execution=1, jit_compile="auto"):
+    """Speed settings for model.compile, chosen per Keras backend.
+
+    XLA (jit_compile=True) is asked for on TensorFlow only: JAX compiles with XLA
+    anyway. PyTorch runs one step per call (Keras refuses more there).
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    return {
+        "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
+        "jit_compile": jit_compile if backend == "tensorflow" else "auto",
+    }
+
+
+def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=None, callbacks=()):
+    """model.fit, plus a record of the logs after every call of batches, and a clean Ctrl-C.
+
+    Returns {"history": each epoch's logs (Keras's History), "batches": the logs Keras
+    reported after each call of up to steps_per_execution batches, with "step" (batches
+    trained so far) and "epoch_step" (batches into the epoch), "fit_s": fit's seconds}.
+    """
+    import keras
+
+    batches = {"step": [], "epoch_step": []}
+    now = {"epoch": 0}
+
+    def record(batch, logs):
+        # Keras passes the index of the last batch of each call; the last call of an
+        # epoch may be short, so clip it to the epoch's end.
+        steps = recorder.params["steps"]  # batches per epoch
+        batches["epoch_step"].append(min(batch + 1, steps))
+        batches["step"].append(now["epoch"] * steps + batches["epoch_step"][-1])
+        for key, value in logs.items():
+            batches.setdefault(key, []).append(float(value))
+
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: now.update(epoch=epoch), on_train_batch_end=record
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=verbose,
+        validation_data=validation_data,
+        callbacks=[recorder, *callbacks, ctrl_c_callback()],
+    )
+    return {"history": history.history, "batches": batches, "fit_s": time.perf_counter() - start}
 
 
 def ctrl_c_callback():
@@ -469,6 +810,8 @@ def ctrl_c_callback():
 
 def library_versions():
     """Versions worth recording with every result."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import keras
 
     versions = {
@@ -478,257 +821,33 @@ def library_versions():
         "keras": keras.__version__,
         "backend": keras.backend.backend(),
     }
-    try:
-        from importlib.metadata import version
-
-        versions["tensorflow"] = version("tensorflow")
-    except Exception:  # TensorFlow is optional under another backend
-        pass
+    for package in ("tensorflow", "jax", "torch", "pandas", "scikit-learn"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:  # optional packages
+            pass
     return versions
 
 
 def print_table(rows, columns):
-    """Print a list of dicts as one plain, aligned text table."""
-    cells = [[str(c) for c in columns]]
-    for row in rows:
-        cells.append([_fmt(row.get(c, "")) for c in columns])
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    for n, r in enumerate(cells):
-        print("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
+    """Print a list of dicts as one plain, aligned text table (first column to the left)."""
+    cells = [[str(c) for c in columns]] + [[_fmt(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    for n, line in enumerate(cells):
+        print(
+            "  ".join(
+                [line[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(line[1:], widths[1:])]
+            )
+        )
         if n == 0:
             print("  ".join("-" * w for w in widths))
 
 
 def _fmt(value):
     return f"{value:.4f}" if isinstance(value, float) else str(value)
-# --- shared helpers: end
 
 
-# ---------------------------------------------------------------------------
-# 7.7 The complete example, as a command line
-# ---------------------------------------------------------------------------
-
-LESSON = dict(length=50, output=5, n_train=10_000, n_eval=1_000, batch_size=10, epochs=1, units=20)
-QUICK = dict(length=50, output=5, n_train=500, n_eval=200, batch_size=10, epochs=1, units=20)
-
-NAMES = {
-    "stacked_lstm": "stacked LSTM (2 layers)",
-    "vanilla_lstm": "vanilla LSTM (1 layer)",
-    "persistence": "persistence (last value)",
-    "centre_line": "centre line (0.5)",
-}
-
-
-def build_parser():
-    parser = ArgumentParser(
-        description="Lesson 7: a stacked LSTM predicts the last points of random damped sine waves.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    knobs = parser.add_argument_group("the lesson's knobs (defaults are the lesson's; --quick shrinks the counts)")
-    knobs.add_argument("--length", type=positive_int, default=argparse.SUPPRESS,
-                       help=f"input time steps per wave (default: {LESSON['length']}; with --quick: {QUICK['length']})")
-    knobs.add_argument("--output", type=positive_int, default=argparse.SUPPRESS,
-                       help=f"points to predict after them (default: {LESSON['output']}; with --quick: {QUICK['output']})")
-    knobs.add_argument("--n-train", type=positive_int, default=argparse.SUPPRESS,
-                       help=f"fresh training examples (default: {LESSON['n_train']}; with --quick: {QUICK['n_train']})")
-    knobs.add_argument("--n-eval", type=positive_int, default=argparse.SUPPRESS,
-                       help=f"fresh evaluation examples (default: {LESSON['n_eval']}; with --quick: {QUICK['n_eval']})")
-    knobs.add_argument("--batch-size", type=positive_int, default=argparse.SUPPRESS,
-                       help=f"examples per weight update (default: {LESSON['batch_size']}; with --quick: {QUICK['batch_size']})")
-    knobs.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS,
-                       help=f"passes over the training examples (default: {LESSON['epochs']}; with --quick: {QUICK['epochs']})")
-    knobs.add_argument("--units", type=positive_int, default=argparse.SUPPRESS,
-                       help=f"memory cells per LSTM layer (default: {LESSON['units']}; with --quick: {QUICK['units']})")
-    parser.add_argument("--quick", action="store_true", help="a tiny run that shows every step in seconds")
-    parser.add_argument("--demo", action="store_true", help="only the return_sequences demonstration (7.1.3), then stop")
-    parser.add_argument("--compare-vanilla", action="store_true", help="also train a one-layer (vanilla) LSTM on the same data and budget")
-    parser.add_argument("--repeats", type=positive_int, default=1, help="train with seeds seed..seed+N-1 and report mean ± std")
-    parser.add_argument("--seed", type=non_negative_int, default=7, help="seed for Python, NumPy, Keras and the data")
-    parser.add_argument("--out-dir", type=Path, default=Path("outputs") / Path(__file__).stem, help="where figures, models and metrics.json go")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras's fit output: 0 silent, 1 progress bar, 2 one line per epoch")
-    parser.add_argument("--show", action="store_true", help="also open the figures in a window, instead of only saving them")
-    return parser
-
-
-def parse_args(argv):
-    args = build_parser().parse_args(argv)
-    config = QUICK if args.quick else LESSON
-    for key, value in config.items():
-        if not hasattr(args, key):
-            setattr(args, key, value)
-    if args.length < 2:
-        fail(f"--length must be 2 or more (got {args.length}): a wave needs at least 2 input steps")
-    if args.output >= args.length:
-        fail(f"--output must be smaller than --length (got output {args.output}, length {args.length})")
-    return args
-
-
-def run_demo():
-    """7.1.3: print what return_sequences changes, and the 2- and 4-layer definitions."""
-    last_only, every_step = demo_return_sequences()
-    print("LSTM(1) on [0.1, 0.2, 0.3]:")
-    print(f"  return_sequences=False -> shape {last_only.shape}: {np.round(last_only.ravel(), 4).tolist()}")
-    print(f"  return_sequences=True  -> shape {every_step.shape}: {np.round(every_step.ravel(), 4).tolist()}")
-    print("False gives one value for the whole sequence; True gives one value per time step,")
-    print("a 3D sequence that another LSTM layer can read. That is what stacking needs.\n")
-    for n_layers in (2, 4):
-        stacked_lstm(n_layers=n_layers).summary()
-
-
-def train_and_score(name, model, data, args):
-    """Fit one model on the training examples and score it on the evaluation examples."""
-    X_train, y_train, X_eval, y_eval = data
-    compile_model(model)
-    start = time.perf_counter()
-    recorder = fit_model(model, X_train, y_train, args.batch_size, args.epochs, args.verbose)
-    fit_s = time.perf_counter() - start
-    start = time.perf_counter()
-    keras_mae = model.evaluate(X_eval, y_eval, verbose=0, return_dict=True)["loss"]
-    yhat = model.predict(X_eval, verbose=0)
-    evaluate_s = time.perf_counter() - start
-    print(f"{NAMES[name]}: evaluation MAE {mae(y_eval, yhat):.6f}")
-    return dict(mae=mae(y_eval, yhat), keras_mae=float(keras_mae)), recorder, fit_s, evaluate_s
-
-
-def run_seed(seed, args, out_dir, first):
-    """Every step of 7.4-7.6 for one seed; figures and models only for the first seed."""
-    import keras
-
-    keras.backend.clear_session()  # free the previous seed's models before building new ones
-    keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    timings = dict(data=0.0, fit=0.0, evaluate=0.0)
-
-    start = time.perf_counter()
-    X_train, y_train = generate_examples(args.length, args.n_train, args.output, rng)
-    X_eval, y_eval = generate_examples(args.length, args.n_eval, args.output, rng)
-    timings["data"] += time.perf_counter() - start
-    data = (X_train, y_train, X_eval, y_eval)
-
-    models = {"stacked_lstm": stacked_lstm(args.length, args.output, args.units)}
-    if args.compare_vanilla:
-        models["vanilla_lstm"] = vanilla_lstm(args.length, args.output, args.units)
-    scores, recorders = {}, {}
-    for name, model in models.items():
-        if first:
-            model.summary()
-        scores[name], recorders[NAMES[name]], fit_s, evaluate_s = train_and_score(name, model, data, args)
-        timings["fit"] += fit_s
-        timings["evaluate"] += evaluate_s
-
-    # extra – the baselines, scored on the very same evaluation examples
-    scores["persistence"] = dict(mae=mae(y_eval, persistence_forecast(X_eval, args.output)))
-    scores["centre_line"] = dict(mae=mae(y_eval, centre_line_forecast(X_eval, args.output)))
-
-    if first:
-        save_figure(plot_loss(recorders), out_dir / "loss.png")
-        # 7.6: one new wave, never seen in training or evaluation
-        X_new, y_new = generate_examples(args.length, 1, args.output, rng)
-        yhat_new = models["stacked_lstm"].predict(X_new, verbose=0)
-        persistence_new = persistence_forecast(X_new, args.output)
-        save_figure(plot_prediction(X_new[0, :, 0], y_new[0], yhat_new[0], persistence_new[0]), out_dir / "prediction.png")
-        for name, model in models.items():
-            write_atomically(out_dir / f"{name}.keras", model.save)
-            print(f"saved {out_dir / f'{name}.keras'}")
-    return scores, timings
-
-
-def summarise(per_seed):
-    """Mean ± std over seeds of every score, per model or baseline."""
-    summary = {}
-    for name in per_seed[0]:
-        values = np.array([scores[name]["mae"] for scores in per_seed])
-        summary[name] = dict(mae_mean=float(values.mean()), mae_std=float(values.std()), mae_per_seed=values.tolist())
-        if "keras_mae" in per_seed[0][name]:
-            summary[name]["keras_evaluate_mae_per_seed"] = [scores[name]["keras_mae"] for scores in per_seed]
-    return summary
-
-
-def report(summary, n_seeds):
-    """The one results table, and a plain sentence on who wins."""
-    lstm = summary["stacked_lstm"]["mae_mean"]
-    rows = []
-    for name, s in summary.items():
-        row = {"model": NAMES[name], "MAE": s["mae_mean"]}
-        if n_seeds > 1:
-            row["± std"] = s["mae_std"]
-        if name != "stacked_lstm":
-            change = 100 * (lstm / s["mae_mean"] - 1)
-            row["stacked LSTM's MAE vs this"] = f"{abs(change):.0f}% {'lower' if change < 0 else 'higher'}"
-        else:
-            row["stacked LSTM's MAE vs this"] = "-"
-        rows.append(row)
-    seeds = f" (mean over {n_seeds} seeds)" if n_seeds > 1 else ""
-    print(f"\nResults: MAE on the same fresh evaluation examples{seeds}")
-    print_table(rows, list(rows[0]))
-    for base in ("persistence", "centre_line"):
-        other = summary[base]["mae_mean"]
-        verdict = "beats" if lstm < other else "does NOT beat"
-        print(f"The stacked LSTM {verdict} {NAMES[base]}: {lstm:.4f} vs {other:.4f}.")
-    if "vanilla_lstm" in summary:
-        vanilla = summary["vanilla_lstm"]["mae_mean"]
-        winner = "stacked" if lstm < vanilla else "vanilla"
-        print(f"Stacked vs vanilla: the {winner} LSTM has the lower MAE, {lstm:.4f} vs {vanilla:.4f} "
-              f"({100 * abs(lstm - vanilla) / max(lstm, vanilla):.0f}% apart).")
-        if n_seeds > 1:
-            pairs = zip(summary["stacked_lstm"]["mae_per_seed"], summary["vanilla_lstm"]["mae_per_seed"])
-            wins = sum(stacked < vanilla for stacked, vanilla in pairs)
-            print(f"Seed by seed, the stacked LSTM wins {wins} of {n_seeds}.")
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    if not args.show:
-        matplotlib.use("Agg")  # headless: save figures, never open a window
-    if args.demo:
-        run_demo()
-        return 0
-    out_dir = prepare_out_dir(args.out_dir)
-    try:
-        import keras
-
-        print(f"Keras {keras.__version__}, backend {keras.backend.backend()}")
-        # 7.2 the problem, drawn once
-        save_figure(plot_sine_wave(sine_wave(100, 5), "A sine wave (5 cycles in 100 steps)"), out_dir / "sine_wave.png")
-        save_figure(
-            plot_sine_wave(generate_sequence(100, 10, 0.05), "A damped sine wave (period 10, decay 0.05)"),
-            out_dir / "damped_sine_wave.png",
-        )
-        save_figure(plot_examples(*generate_examples(20, 5, 5, args.seed)), out_dir / "examples.png")
-
-        per_seed, timings = [], dict(data=0.0, fit=0.0, evaluate=0.0)
-        for r in range(args.repeats):
-            if args.repeats > 1:
-                print(f"\n--- seed {args.seed + r} ({r + 1} of {args.repeats}) ---")
-            scores, seed_timings = run_seed(args.seed + r, args, out_dir, first=r == 0)
-            per_seed.append(scores)
-            for key in timings:
-                timings[key] += seed_timings[key]
-
-        summary = summarise(per_seed)
-        report(summary, args.repeats)
-        save_figure(plot_mae_bars({NAMES[n]: s for n, s in summary.items()}), out_dir / "mae_comparison.png")
-        save_json(
-            {
-                "script": Path(__file__).name,
-                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                "seed": args.seed,
-                "seeds": [args.seed + r for r in range(args.repeats)],
-                "versions": library_versions(),
-                "backend": keras.backend.backend(),
-                "data": "generated: random damped sine waves (period 10-20, decay 0.01-0.1)",
-                "timings_s": {k: round(v, 3) for k, v in timings.items()},
-                "metrics": summary,
-            },
-            out_dir / "metrics.json",
-        )
-        print(f"saved {out_dir / 'metrics.json'}")
-        if args.show:
-            plt.show()
-    except KeyboardInterrupt:
-        print("interrupted: stopped early; files already written are complete", file=sys.stderr)
-        return 130
-    return 0
+# --- support code: end
 
 
 if __name__ == "__main__":

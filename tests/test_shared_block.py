@@ -1,12 +1,15 @@
-"""The small helper block is repeated in every lesson script (so each one stands alone).
+"""The support block is repeated in every lesson script (so each one stands alone).
 
 The first test keeps the copies identical, so a fix made in one is made in all; the
-others check the helpers that the scripts' own tests reach only by timing.
+others check the helpers that every script uses: Ctrl-C, the per-batch record of
+train_network, the random streams, the summary over seeds and the speed settings.
 """
 
 import os
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +17,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ["stacked_lstm_damped_sine.py", "bidirectional_cumsum.py", "stock_lstm_compare.py"]
-BLOCK = re.compile(r"^# --- shared helpers: begin\n.*?^# --- shared helpers: end\n", re.S | re.M)
+BLOCK = re.compile(r"^# --- support code: begin\n.*?^# --- support code: end\n", re.S | re.M)
 
 
-def test_shared_helper_block_is_identical_in_every_script():
+def test_support_block_is_identical_in_every_script_and_comes_last():
     blocks = {}
     for name in SCRIPTS:
-        path = ROOT / name
-        if path.exists():
-            found = BLOCK.findall(path.read_text())
-            assert len(found) == 1, f"{name} should hold the shared helper block exactly once"
-            blocks[name] = found[0]
+        text = (ROOT / name).read_text()
+        found = BLOCK.findall(text)
+        assert len(found) == 1, f"{name} should hold the support block exactly once"
+        blocks[name] = found[0]
+        # lesson first: after the block comes only the __main__ guard
+        tail = text.split("# --- support code: end\n", 1)[1]
+        assert tail.strip() == 'if __name__ == "__main__":\n    sys.exit(main())', name
     assert blocks, "no lesson script found"
     first = next(iter(blocks.values()))
     different = [name for name, block in blocks.items() if block != first]
@@ -60,8 +65,14 @@ def test_ctrl_c_in_fit_stops_after_the_running_batch_and_puts_the_handler_back()
 
     x, y = np.zeros((100, 4), "float32"), np.zeros((100, 1), "float32")
     with pytest.raises(KeyboardInterrupt):
-        tiny_model().fit(x, y, batch_size=10, epochs=2, verbose=0,
-                         callbacks=[ctrl_c_callback(), PressCtrlCInBatch3()])
+        tiny_model().fit(
+            x,
+            y,
+            batch_size=10,
+            epochs=2,
+            verbose=0,
+            callbacks=[ctrl_c_callback(), PressCtrlCInBatch3()],
+        )
     assert started == [0, 1, 2, 3]  # batch 3 ran to its end; batch 4 never began
     assert signal.getsignal(signal.SIGINT) is before
 
@@ -84,3 +95,87 @@ def test_a_finished_fit_puts_the_handler_back_and_a_second_ctrl_c_interrupts_at_
         assert signal.getsignal(signal.SIGINT) is before
     finally:
         callback.restore()
+
+
+# ---------------------------------------------------------------------------
+# train_network: the per-batch record is right for any steps_per_execution
+# ---------------------------------------------------------------------------
+
+RECORDER_CHECK = """
+import numpy as np, keras
+from stacked_lstm_damped_sine import train_network
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+model.compile(loss="mse", optimizer="sgd", steps_per_execution=5)
+x, y = np.zeros((230, 4), "float32"), np.zeros((230, 1), "float32")
+batches = train_network(model, x, y, epochs=2, batch_size=10, verbose=0)["batches"]
+print(batches["step"], batches["epoch_step"], len(batches["loss"]))
+"""
+# 23 batches per epoch in calls of 5: Keras reports batches 5, 10, 15, 20 and the short
+# last call, clipped to 23; the second epoch goes on from there.
+RECORDER_EXPECTED = (
+    "[5, 10, 15, 20, 23, 28, 33, 38, 43, 46] [5, 10, 15, 20, 23, 5, 10, 15, 20, 23] 10"
+)
+
+
+def test_train_network_records_the_last_batch_of_each_call_clipped_to_the_epoch():
+    import keras
+
+    from stacked_lstm_damped_sine import train_network
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(loss="mse", optimizer="sgd", steps_per_execution=5)
+    x, y = np.zeros((230, 4), "float32"), np.zeros((230, 1), "float32")
+    result = train_network(model, x, y, epochs=2, batch_size=10, verbose=0)
+    batches = result["batches"]
+    assert f"{batches['step']} {batches['epoch_step']} {len(batches['loss'])}" == RECORDER_EXPECTED
+    assert len(result["history"]["loss"]) == 2 and result["fit_s"] > 0
+
+
+@pytest.mark.parametrize("backend", ["jax"])
+def test_train_network_record_on_another_backend(backend):
+    done = subprocess.run(
+        [sys.executable, "-c", RECORDER_CHECK],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, KERAS_BACKEND=backend),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == RECORDER_EXPECTED
+
+
+def test_random_streams_are_independent_and_reproducible():
+    from stacked_lstm_damped_sine import random_streams
+
+    a = random_streams(7, ["train", "eval"])
+    b = random_streams(7, ["train", "eval"])
+    a["train"].random(1000)  # drawing more from one stream never moves another
+    np.testing.assert_array_equal(a["eval"].random(5), b["eval"].random(5))
+    assert not np.array_equal(
+        random_streams(7, ["x"])["x"].random(5), random_streams(8, ["x"])["x"].random(5)
+    )
+
+
+def test_mean_std_is_the_sample_std_and_absent_for_one_seed():
+    from stacked_lstm_damped_sine import mean_std
+
+    assert mean_std([0.5]) == {"mean": 0.5}
+    assert mean_std([1.0, 2.0, 3.0]) == pytest.approx({"mean": 2.0, "std": 1.0})  # ddof=1
+
+
+@pytest.mark.parametrize(
+    "backend, expected",
+    [
+        ("tensorflow", {"steps_per_execution": 50, "jit_compile": True}),
+        ("jax", {"steps_per_execution": 50, "jit_compile": "auto"}),  # JAX compiles with XLA anyway
+        ("torch", {"steps_per_execution": 1, "jit_compile": "auto"}),  # Keras refuses more on torch
+    ],
+)
+def test_compile_settings_per_backend(monkeypatch, backend, expected):
+    import keras
+
+    from stacked_lstm_damped_sine import compile_settings
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
+    assert compile_settings(steps_per_execution=50, jit_compile=True) == expected

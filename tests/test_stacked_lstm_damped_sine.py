@@ -24,8 +24,12 @@ SCRIPT = Path(sine.__file__)
 
 def test_generate_sequence_matches_the_formula():
     length, period, decay = 30, 12, 0.05
-    expected = [0.5 + 0.5 * math.sin(2 * math.pi * i / period) * math.exp(-decay * i) for i in range(length)]
-    np.testing.assert_allclose(sine.generate_sequence(length, period, decay), expected, rtol=0, atol=1e-12)
+    expected = [
+        0.5 + 0.5 * math.sin(2 * math.pi * i / period) * math.exp(-decay * i) for i in range(length)
+    ]
+    np.testing.assert_allclose(
+        sine.generate_sequence(length, period, decay), expected, rtol=0, atol=1e-12
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -124,12 +128,14 @@ def test_quick_run_writes_every_promised_file(tmp_path, capsys):
     metrics = record["metrics"]
     assert set(metrics) == {"stacked_lstm", "vanilla_lstm", "persistence", "centre_line"}
     printed = capsys.readouterr().out
-    for name, scores in metrics.items():
+    for scores in metrics.values():
         assert 0 < scores["mae_mean"] < 0.5
         assert f"{scores['mae_mean']:.4f}" in printed  # the table shows what the record holds
     # our numpy MAE and Keras's own evaluate() agree: the same metric for models and baselines
     lstm = metrics["stacked_lstm"]
-    assert lstm["keras_evaluate_mae_per_seed"][0] == pytest.approx(lstm["mae_per_seed"][0], rel=1e-4)
+    assert lstm["keras_evaluate_mae_per_seed"][0] == pytest.approx(
+        lstm["mae_per_seed"][0], rel=1e-4
+    )
     import keras
 
     model = keras.models.load_model(out / "stacked_lstm.keras")
@@ -138,23 +144,62 @@ def test_quick_run_writes_every_promised_file(tmp_path, capsys):
 
 def test_repeats_report_mean_and_std(tmp_path):
     out = tmp_path / "out"
-    args = ["--quick", "--verbose", "0", "--n-train", "100", "--n-eval", "50", "--repeats", "2", "--out-dir", str(out)]
+    args = [
+        "--quick",
+        "--verbose",
+        "0",
+        "--n-train",
+        "100",
+        "--n-eval",
+        "50",
+        "--repeats",
+        "2",
+        "--out-dir",
+        str(out),
+    ]
     assert sine.main(args) == 0
     record = json.loads((out / "metrics.json").read_text())
     assert record["seeds"] == [7, 8]
     scores = record["metrics"]["persistence"]
     assert len(scores["mae_per_seed"]) == 2
     assert scores["mae_mean"] == pytest.approx(np.mean(scores["mae_per_seed"]))
-    assert scores["mae_std"] == pytest.approx(np.std(scores["mae_per_seed"]))
+    assert scores["mae_std"] == pytest.approx(np.std(scores["mae_per_seed"], ddof=1))  # sample std
 
 
-def test_demo_prints_shapes_and_writes_nothing(tmp_path, capsys):
+def test_one_seed_records_no_std(tmp_path):
+    out = tmp_path / "out"
+    args = ["--quick", "--verbose", "0", "--n-train", "50", "--n-eval", "20", "--out-dir", str(out)]
+    assert sine.main(args) == 0
+    text = (out / "metrics.json").read_text()
+    assert "NaN" not in text and "mae_std" not in text
+
+
+def test_evaluation_set_does_not_change_with_n_train():
+    """Same seed, other --n-train: the evaluation and new examples stay the very same."""
+    streams = ["train", "eval", "predict", "figures"]
+    small = sine.make_data(
+        sine.parse_args(["--quick", "--n-train", "300"]), sine.random_streams(7, streams)
+    )
+    large = sine.make_data(
+        sine.parse_args(["--quick", "--n-train", "400"]), sine.random_streams(7, streams)
+    )
+    assert len(small["train"][0]) == 300 and len(large["train"][0]) == 400
+    for part in ("eval", "new"):
+        np.testing.assert_array_equal(small[part][0], large[part][0])
+        np.testing.assert_array_equal(small[part][1], large[part][1])
+    assert not np.array_equal(small["eval"][0], small["train"][0][:200])  # streams differ
+
+
+def test_demo_prints_shapes_and_writes_only_metrics(tmp_path, capsys):
     out = tmp_path / "out"
     assert sine.main(["--demo", "--out-dir", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "shape (1, 1)" in printed and "shape (1, 3, 1)" in printed
     assert "stacked_lstm_4_layers" in printed
-    assert not out.exists()
+    assert {p.name for p in out.iterdir()} == {"metrics.json"}
+    record = json.loads((out / "metrics.json").read_text())
+    assert np.shape(record["demo"]["return_sequences_true"]) == (1, 3, 1)
+    assert record["metrics"] == {}
 
 
 def test_learning_beats_both_baselines_on_fresh_data():
@@ -163,15 +208,17 @@ def test_learning_beats_both_baselines_on_fresh_data():
     Half the data is not enough to beat the centre line reliably; one pass over the
     lesson's 10,000 examples is (see the README for the spread over seeds).
     """
-    import keras
 
-    keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    X_train, y_train = sine.generate_examples(50, 10_000, 5, rng)
-    X_eval, y_eval = sine.generate_examples(50, 500, 5, rng)
-    model = sine.compile_model(sine.stacked_lstm())
-    sine.fit_model(model, X_train, y_train, batch_size=10, epochs=1, verbose=0)
-    lstm = sine.mae(y_eval, model.predict(X_eval, verbose=0))
+    data = {
+        "train": sine.generate_examples(50, 10_000, 5, rng),
+        "eval": sine.generate_examples(50, 500, 5, rng),
+        "new": sine.generate_examples(50, 1, 5, rng),
+    }
+    X_eval, y_eval = data["eval"]
+    result = sine.run_lesson(sine.stacked_lstm, data, verbose=0, seed=0, summary=False)
+    lstm = sine.mae(y_eval, result["yhat_eval"])
+    assert result["keras_mae"] == pytest.approx(lstm, rel=1e-4)
     assert lstm < sine.mae(y_eval, sine.persistence_forecast(X_eval, 5))
     assert lstm < sine.mae(y_eval, sine.centre_line_forecast(X_eval, 5))
 
@@ -239,7 +286,16 @@ def test_ctrl_c_during_fit_exits_130_headless_with_whole_files(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "DISPLAY")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--n-train", "200000", "--verbose", "0", "--out-dir", str(out)],
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--n-train",
+            "200000",
+            "--verbose",
+            "0",
+            "--out-dir",
+            str(out),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -248,8 +304,8 @@ def test_ctrl_c_during_fit_exits_130_headless_with_whole_files(tmp_path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        for line in proc.stdout:  # wait until the model summary is printed: fit comes next
-            if "Non-trainable params" in line:
+        for line in proc.stdout:  # wait until fit starts
+            if line.startswith("7.4 fit"):
                 break
         time.sleep(4)
         proc.send_signal(signal.SIGINT)
