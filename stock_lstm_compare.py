@@ -2,8 +2,8 @@
 Title: Comparing LSTMs on stock prices, the lesson's way and leak-free
 Author: LSTM Lessons in Keras contributors
 Date created: 2026/11/23
-Last modified: 2026/11/23
-Description: Four networks forecast a stock's mid price 4 days ahead, the lesson's way and leak-free.
+Last modified: 2026/11/25
+Description: Four networks forecast a stock's mid price 4 days ahead, against three baselines.
 
 The LSTM chapter's worked example. Take one S&P 500 stock's daily mid price,
 (high + low) / 2; normalise the training part in 250-day windows; smooth it;
@@ -12,7 +12,7 @@ a GRU, an LSTM and a stacked LSTM to predict the mid price 4 trading days after
 a 7-day window. `--protocol lesson` (the default) repeats every step as the
 chapter does. `--protocol strict` asks the same question without the chapter's
 leaks: a time-ordered train/validation/test split, one scaler fitted on the
-training rows only, no smoothing, checkpoints chosen on validation.
+training rows only, no smoothing, the best epoch chosen on validation.
 
     python stock_lstm_compare.py                     # the lesson: 4 networks x 50 epochs
     python stock_lstm_compare.py --protocol strict   # the same question, leak-free
@@ -23,7 +23,7 @@ Data: `--csv` reads Kaggle's S&P 500 files (see data/README.md). Without it the
 script uses data/all_stocks_5yr.csv if that exists, else the real daily Google
 prices that matplotlib ships (nothing is downloaded).
 
-Beyond the lesson (marked `# extra –`): a naive last-value baseline scored on the
+Beyond the lesson (marked `extra –`): a naive last-value baseline scored on the
 networks' own test targets; SMA and EMA rescored as 4-step-ahead forecasts of the
 same targets; errors in price units; the strict protocol; several seeds
 (`--repeats`); one results table, a bar chart and a metrics.json record.
@@ -37,73 +37,68 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 
-# Keras, scikit-learn and pandas are imported inside the functions that use them,
-# as those functions' first lines, not up here: together they take ~10 s to load,
-# and `--help` or a mistyped option should answer at once. Python imports a module
-# only once, so the later import lines cost nothing.
+# Keras, scikit-learn and pandas are imported inside the functions that use them, so
+# that `--help` or a mistyped option answers at once (together they take ~10 s to load).
 
-# The lesson's configuration.
-LESSON_TRAIN_SIZE = 1000  # the first 1,000 mid prices train ...
-LESSON_TEST_SIZE = 251  # ... and the next 251 test
-NORMALIZATION_WINDOW = 250
-SMOOTHING_GAMMA = 0.1
-SMA_WINDOW = 26
-EMA_GAMMA = 0.5
-LOOK_BACK = 7
-FORESIGHT = 3
-EPOCHS = 50
-BATCH_SIZE = 64
+# The lesson's configuration, in one place.
+LESSON = {
+    "train_size": 1000,  # the first 1,000 mid prices train ...
+    "test_size": 251,  # ... and the next 251 test
+    "normalization_window": 250,
+    "smoothing_gamma": 0.1,
+    "sma_window": 26,
+    "ema_gamma": 0.5,
+    "look_back": 7,
+    "foresight": 3,  # the label is foresight + 1 = 4 days after each window's last day
+    "epochs": 50,
+    "batch_size": 64,
+}
+QUICK = {"epochs": 2}  # --quick: every step, in seconds
 NETWORKS = ("feed_forward", "simple_gru", "simple_lstm", "lstm_stacked")
 
 # extra – our own settings.
 VAL_FRACTION = 0.2  # strict protocol: the last 20% of the training part validates
 KAGGLE_CSV = Path("data") / "all_stocks_5yr.csv"  # used when present and no --csv
-QUICK_EPOCHS = 2
 FRAMINGS = ("features", "timesteps")  # (samples, 1, look_back) or (samples, look_back, 1)
 
+# extra – speed settings: the only place they are set
+SPEED = dict()  # Keras's defaults: steps_per_execution=16 ran no faster here (2 CPU cores)
 
-# ---------------------------------------------------------------------------
+
 # Importing the data
-# ---------------------------------------------------------------------------
 
 
 class DataError(ValueError):
-    """A problem with the data that the reader can fix; main() prints it as one line."""
+    """A problem with the data that the reader can fix; run() prints it as one line."""
 
 
 def load_prices(csv=None, ticker="AAL"):
     """Daily high and low prices, sorted by date, and where they came from.
 
     csv=None: data/all_stocks_5yr.csv if it exists, else matplotlib's Google prices.
-    Returns a dict: dates (datetime64[D]), high, low, source (dict), repairs (list).
+    Returns a dict: dates (datetime64[D]), high, low, source, repairs (list), where.
     """
     if csv is None and KAGGLE_CSV.is_file():
         csv = KAGGLE_CSV
-    if csv is None:
-        return load_sample_prices()
-    return read_price_csv(csv, ticker)
+    return load_sample_prices() if csv is None else read_price_csv(csv, ticker)
 
 
 def load_sample_prices():
     """Google's daily prices 2004-08-19 to 2008-10-14 (1,047 days), shipped with matplotlib."""
     import matplotlib.cbook as cbook
+    import pandas as pd
 
     sample = cbook.get_sample_data("goog.npz")
     # Recent matplotlib returns the loaded NpzFile; older versions a path or a file.
     if not hasattr(sample, "files"):
         sample = np.load(sample)
-    prices = sample["price_data"]  # record array: date, open, high, low, close, volume, adj_close
-    dates = prices["date"].astype("datetime64[D]")
-    high = prices["high"].astype(float)
-    low = prices["low"].astype(float)
-    where = "matplotlib sample data goog.npz"
-    dates, high, low, repairs = tidy_prices(dates, high, low, where)
+    frame = pd.DataFrame(sample["price_data"])[["date", "high", "low"]]
     source = {"kind": "matplotlib sample data", "path": "goog.npz", "ticker": "GOOG"}
-    return {"dates": dates, "high": high, "low": low, "source": source, "repairs": repairs, "where": where}
+    return tidy_prices(frame, source, "matplotlib sample data goog.npz")
 
 
 def read_price_csv(path, ticker="AAL"):
@@ -116,132 +111,124 @@ def read_price_csv(path, ticker="AAL"):
     import pandas as pd
 
     path = Path(path)
+    unreadable = f"cannot read --csv {path} ({{}}); check the file and its permissions"
     if not path.exists():
-        raise DataError(f"--csv {path}: no such file; pass the path of a CSV with date, high and low columns")
+        raise DataError(
+            f"--csv {path}: no such file; pass the path of a CSV with date, high and low columns"
+        )
     if path.is_dir():
         raise DataError(f"--csv {path} is a folder, not a file; pass the CSV file itself")
     try:
         with open(path, "rb") as handle:
             head = handle.read(8192)
     except OSError as exc:
-        raise DataError(f"cannot read --csv {path} ({exc.strerror}); check the file and its permissions")
+        raise DataError(unreadable.format(exc.strerror))
     if not head.strip():
         raise DataError(f"--csv {path} is empty; pass a CSV with date, high and low columns")
     compressed = path.suffix.lower() in {".gz", ".bz2", ".zip", ".xz", ".zst"}
     if b"\x00" in head and not compressed:
-        raise DataError(f"--csv {path} is not a CSV text file (it holds binary data); pass a CSV file")
+        raise DataError(
+            f"--csv {path} is not a CSV text file (it holds binary data); pass a CSV file"
+        )
     try:
         # Everything is read as text first, so that a bad cell can be quoted back.
         frame = pd.read_csv(path, dtype=str, skipinitialspace=True)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"--csv {path} cannot be read as CSV ({reason}); pass a comma-separated text file")
+        raise DataError(
+            f"--csv {path} cannot be read as CSV ({reason}); pass a comma-separated text file"
+        )
     except OSError as exc:
-        raise DataError(f"cannot read --csv {path} ({exc.strerror}); check the file and its permissions")
+        raise DataError(unreadable.format(exc.strerror))
 
-    # Headers are matched whatever their letter case: date/Date/DATE.
-    columns = {}
-    for column in frame.columns:
-        columns.setdefault(str(column).strip().lower(), column)
-    missing = [name for name in ("date", "high", "low") if name not in columns]
+    # Headers are matched whatever their letter case (date/Date/DATE; the first one wins).
+    found = [str(column) for column in frame.columns]
+    frame.columns = [column.strip().lower() for column in found]
+    frame = frame.loc[:, ~frame.columns.duplicated()]
+    missing = [name for name in ("date", "high", "low") if name not in frame]
     if missing:
-        found = [str(c) for c in frame.columns]
         shown = ", ".join(found[:20]) + (f", ... ({len(found)} in all)" if len(found) > 20 else "")
         raise DataError(
             f"--csv {path} has no {', '.join(missing)} column{'s' if len(missing) > 1 else ''} "
             f"(columns found: {shown}); it needs date, high and low columns, in any letter case"
         )
-
     if len(frame) == 0:
         raise DataError(f"--csv {path} has a header but no data rows; pass a CSV with price rows")
 
-    where = str(path)
-    used_ticker = None
-    if "name" in columns:
-        names = frame[columns["name"]].str.strip()
-        available = sorted(names.dropna().unique())
+    where, used_ticker = str(path), None
+    if "name" in frame:
+        names = frame["name"].str.strip()
         chosen = names.str.upper() == str(ticker).strip().upper()
         if not chosen.any():
+            available = sorted(names.dropna().unique())
             raise DataError(
                 f"ticker {ticker!r} is not in {path}: {len(available)} tickers available, "
-                f"the first {min(20, len(available))}: {', '.join(available[:20])}; pick one with --ticker"
+                f"the first {min(20, len(available))}: {', '.join(available[:20])}; "
+                "pick one with --ticker"
             )
-        frame = frame[chosen.to_numpy()]
-        used_ticker = str(names[chosen].iloc[0])
+        frame, used_ticker = frame[chosen], names[chosen].iloc[0]
         where = f"{path} (ticker {used_ticker})"
 
-    lines = frame.index.to_numpy() + 2  # file line numbers: line 1 is the header
-    texts = {name: frame[columns[name]].to_numpy() for name in ("date", "high", "low")}
     # utc=True reads dates with or without a time zone alike (as UTC), then drops the zone
-    dates = pd.to_datetime(frame[columns["date"]], errors="coerce", utc=True).dt.tz_convert(None).to_numpy()
-    bad = np.isnat(dates)
-    if bad.any():
-        raise DataError(_bad_cells_message(bad, texts["date"], lines, "date", where, "are not dates"))
-    prices = {}
-    for name in ("high", "low"):
-        values = pd.to_numeric(frame[columns[name]], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(values)
+    dates = pd.to_datetime(frame["date"], errors="coerce", utc=True).dt.tz_convert(None)
+    prices = {name: pd.to_numeric(frame[name], errors="coerce") for name in ("high", "low")}
+    problems = {
+        "date": (dates.isna(), "are not dates"),
+        "high": (~np.isfinite(prices["high"]), "are missing or not numbers"),
+        "low": (~np.isfinite(prices["low"]), "are missing or not numbers"),
+    }
+    for column, (bad, problem) in problems.items():
         if bad.any():
-            raise DataError(_bad_cells_message(bad, texts[name], lines, name, where, "are missing or not numbers"))
-        prices[name] = values
-
-    dates = dates.astype("datetime64[D]")
-    dates, high, low, repairs = tidy_prices(dates, prices["high"], prices["low"], where)
-    source = {"kind": "csv", "path": str(path), "ticker": used_ticker}
-    return {"dates": dates, "high": high, "low": low, "source": source, "repairs": repairs, "where": where}
-
-
-def _bad_cells_message(bad, texts, lines, column, where, problem):
-    first = int(np.flatnonzero(bad)[0])
-    text = texts[first]
-    shown = "(empty)" if not isinstance(text, str) or not text.strip() else repr(text)
-    return (
-        f"{int(bad.sum())} value(s) in column {column!r} of {where} {problem} "
-        f"(first on line {lines[first]}: {shown}); fix or remove those rows"
-    )
+            first = int(np.flatnonzero(bad)[0])
+            text = frame[column].iloc[first]
+            shown = repr(text) if isinstance(text, str) and text.strip() else "(empty)"
+            raise DataError(
+                f"{int(bad.sum())} value(s) in column {column!r} of {where} {problem} "
+                f"(first on line {frame.index[first] + 2}: {shown}); fix or remove those rows"
+            )  # line 1 of the file is the header
+    frame = pd.DataFrame({"date": dates.dt.normalize(), **prices})
+    return tidy_prices(frame, {"kind": "csv", "path": str(path), "ticker": used_ticker}, where)
 
 
-def tidy_prices(dates, high, low, where):
-    """Sort by date and drop rows that repeat a date with the same prices.
+def tidy_prices(frame, source, where):
+    """Sort the rows by date and drop rows that repeat a date with the same prices.
 
     Every change is stated: the returned `repairs` list is printed and recorded.
     A date that appears twice with different prices is an error (two series mixed?).
     """
     repairs = []
-    order = np.argsort(dates, kind="stable")
-    if np.any(order != np.arange(len(dates))):
-        repairs.append(f"the rows were not in date order: sorted {len(dates)} rows by date")
-        dates, high, low = dates[order], high[order], low[order]
-    repeat = np.zeros(len(dates), dtype=bool)
-    repeat[1:] = dates[1:] == dates[:-1]
-    if repeat.any():
-        previous = np.flatnonzero(repeat) - 1
-        same = (high[repeat] == high[previous]) & (low[repeat] == low[previous])
-        if not same.all():
-            first = dates[np.flatnonzero(repeat)[~same][0]]
+    if not frame["date"].is_monotonic_increasing:
+        repairs.append(f"the rows were not in date order: sorted {len(frame)} rows by date")
+        frame = frame.sort_values("date", kind="stable")
+    repeated = frame.duplicated("date")
+    if repeated.any():
+        distinct = frame.drop_duplicates()  # rows that differ in date or prices
+        clashes = distinct["date"][distinct.duplicated("date")].unique()
+        if len(clashes):
             raise DataError(
-                f"{int((~same).sum())} date(s) appear more than once with different prices in {where} "
-                f"(first: {first}); is more than one series in the file? keep one row per date"
+                f"{len(clashes)} date(s) appear more than once with different prices in {where} "
+                f"(first: {clashes[0].date()}); is more than one series in the file? "
+                "keep one row per date"
             )
-        repairs.append(f"dropped {int(repeat.sum())} row(s) that repeat a date with the same prices")
-        dates, high, low = dates[~repeat], high[~repeat], low[~repeat]
-    return dates, high, low, repairs
+        repairs.append(
+            f"dropped {int(repeated.sum())} row(s) that repeat a date with the same prices"
+        )
+        frame = frame[~repeated]
+    dates = frame["date"].to_numpy().astype("datetime64[D]")
+    high, low = (frame[name].to_numpy(dtype=float) for name in ("high", "low"))
+    return dict(dates=dates, high=high, low=low, source=source, repairs=repairs, where=where)
 
 
-# ---------------------------------------------------------------------------
 # Sorting and visualising the trend
-# ---------------------------------------------------------------------------
 
 
-def plot_high_low(dates, high, low, title, path):
+def plot_high_low(data, title, path):
     """The daily low (red) and high (blue) over time, a date every 60 days."""
     fig, ax = plt.subplots(figsize=(12, 6))
-    ax.plot(range(len(low)), low, color="r", label="low")
-    ax.plot(range(len(high)), high, color="b", label="high")
-    _date_ticks(ax, dates, step=60)
-    ax.set_xlabel("Date")
-    ax.set_ylabel("Price")
-    ax.set_title(title)
+    ax.plot(data["low"], color="r", label="low")
+    ax.plot(data["high"], color="b", label="high")
+    _date_ticks(ax, data["dates"], step=60)
+    ax.set(xlabel="Date", ylabel="Price", title=title)
     ax.legend()
     fig.tight_layout()
     save_figure(fig, path)
@@ -249,13 +236,10 @@ def plot_high_low(dates, high, low, title, path):
 
 def _date_ticks(ax, dates, step):
     positions = np.arange(0, len(dates), step)
-    ax.set_xticks(positions)
-    ax.set_xticklabels([str(d) for d in dates[positions]], rotation=60, fontsize=8)
+    ax.set_xticks(positions, [str(d) for d in dates[positions]], rotation=60, fontsize=8)
 
 
-# ---------------------------------------------------------------------------
 # From DataFrame to tensors
-# ---------------------------------------------------------------------------
 
 
 def _first_column(data):
@@ -269,9 +253,7 @@ def mid_prices(high, low):
     return (np.asarray(high, dtype=float) + np.asarray(low, dtype=float)) / 2.0
 
 
-# ---------------------------------------------------------------------------
 # Splitting the data
-# ---------------------------------------------------------------------------
 
 
 def split_sizes(n_rows, train_size=None, test_size=None):
@@ -280,10 +262,10 @@ def split_sizes(n_rows, train_size=None, test_size=None):
     A shorter series is split in the same proportion (1,000 : 251) and uses every row.
     Given one size only, the other follows in that proportion.
     """
-    ratio = LESSON_TEST_SIZE / LESSON_TRAIN_SIZE
+    ratio = LESSON["test_size"] / LESSON["train_size"]
     if train_size is None and test_size is None:
-        if n_rows >= LESSON_TRAIN_SIZE + LESSON_TEST_SIZE:
-            return LESSON_TRAIN_SIZE, LESSON_TEST_SIZE
+        if n_rows >= LESSON["train_size"] + LESSON["test_size"]:
+            return LESSON["train_size"], LESSON["test_size"]
         train_size = int(round(n_rows / (1 + ratio)))
         return train_size, n_rows - train_size
     if test_size is None:
@@ -293,75 +275,20 @@ def split_sizes(n_rows, train_size=None, test_size=None):
     return train_size, test_size
 
 
-def minimum_sizes(protocol, look_back=7, foresight=3, normalization_window=250):
-    """The fewest rows each part needs, and why (one window = look_back + foresight + 1 rows)."""
-    window = look_back + foresight + 1
-    if protocol == "lesson":
-        train = max(normalization_window, SMA_WINDOW + 1, window)
-        why = (
-            f"training part >= {train} for the {normalization_window}-row normalisation window, "
-            f"the {SMA_WINDOW}-day SMA and one {look_back}+{foresight} window; test part >= {window}"
-        )
-    else:
-        # The training part is cut into train and validation; each needs one window.
-        train = window
-        while int(round(train * VAL_FRACTION)) < window or train - int(round(train * VAL_FRACTION)) < window:
-            train += 1
-        why = (
-            f"training part >= {train} so that train and validation each hold one "
-            f"{look_back}+{foresight} window; test part >= {window}"
-        )
-    return train, window, why
-
-
-def check_sizes(n_rows, train_size, test_size, protocol, where, look_back=7, foresight=3,
-                normalization_window=250, given=False):
-    """Raise DataError unless the split fits the series and holds enough rows for every step."""
-    need_train, need_test, why = minimum_sizes(protocol, look_back, foresight, normalization_window)
-    if given:
-        for option, size, need in (("--train-size", train_size, need_train), ("--test-size", test_size, need_test)):
-            if size < need:
-                raise DataError(f"{option} {size} is too small: the {protocol} protocol needs at least {need} ({why})")
-        if train_size + test_size > n_rows:
-            raise DataError(
-                f"the split needs {train_size} + {test_size} = {train_size + test_size} rows "
-                f"(--train-size/--test-size) but {where} has only {n_rows}; lower them"
-            )
-        return
-    if train_size >= need_train and test_size >= need_test:
-        return
-    # the fewest rows whose lesson-proportion split is big enough (from 1,251 rows on it stays 1,000 + 251)
-    for needed in range(n_rows + 1, LESSON_TRAIN_SIZE + LESSON_TEST_SIZE + 1):
-        t, s = split_sizes(needed)
-        if t >= need_train and s >= need_test:
-            raise DataError(
-                f"too few rows: the {protocol} protocol needs at least {needed} rows ({why}), "
-                f"found {n_rows} in {where}"
-            )
-    raise DataError(
-        f"the split of {train_size} training and {test_size} test rows is too small here ({why}); "
-        "set larger --train-size/--test-size, or a smaller --look-back/--foresight"
-    )
-
-
 def plot_split(parts, title, path):
     """Side by side, each part of the split in prices (the lesson: train and test)."""
     fig, axes = plt.subplots(1, len(parts), figsize=(5 * len(parts), 4))
     colors = {"train": "r", "val": "g", "test": "b"}
     for ax, (name, values) in zip(axes, parts.items()):
-        ax.plot(range(len(values)), values, color=colors.get(name, "k"), label=f"{name} split")
-        ax.set_title(f"{name} data ({len(values)} days)")
-        ax.set_xlabel("time")
-        ax.set_ylabel("Price")
+        ax.plot(values, color=colors[name], label=f"{name} split")
+        ax.set(xlabel="time", ylabel="Price", title=f"{name} data ({len(values)} days)")
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path)
 
 
-# ---------------------------------------------------------------------------
 # Window normalisation
-# ---------------------------------------------------------------------------
 
 
 def window_normalise(train_data, normalization_window=250):
@@ -377,7 +304,8 @@ def window_normalise(train_data, normalization_window=250):
     data = np.array(_first_column(train_data)).reshape(-1, 1)  # a copy
     scaler = MinMaxScaler(feature_range=(0, 1), clip=True)
     for i in range(0, len(data), normalization_window):
-        data[i : i + normalization_window] = scaler.fit_transform(data[i : i + normalization_window])
+        window = data[i : i + normalization_window]
+        data[i : i + normalization_window] = scaler.fit_transform(window)
     return data
 
 
@@ -386,19 +314,17 @@ def scale_on_itself(test_data):
     from sklearn.preprocessing import MinMaxScaler
 
     scaler = MinMaxScaler(feature_range=(0, 1))
-    scaled = scaler.fit_transform(np.asarray(test_data, dtype=float).reshape(-1, 1))
-    return scaled, scaler
+    return scaler.fit_transform(_first_column(test_data).reshape(-1, 1)), scaler
 
 
-# ---------------------------------------------------------------------------
 # Denoising the data: implementing exponential smoothing
-# ---------------------------------------------------------------------------
 
 
 def exponential_smoothing(data, gamma=0.1, start=0.0):
     """S[t] = gamma * x[t] + (1 - gamma) * S[t-1], with S[-1] = start (the lesson starts at 0).
 
-    A recursion, so a plain loop; the series are short.
+    The lesson's loop. In pandas, where gamma weights the new value as alpha does:
+    pd.Series([start, *x]).ewm(alpha=gamma, adjust=False).mean()[1:].
     """
     values = _first_column(data)
     smoothed = np.empty_like(values)
@@ -414,32 +340,29 @@ def plot_smoothing(before, after, title, path):
     fig, ax = plt.subplots(figsize=(12, 5))
     ax.plot(before, color="lightgray", label="normalised")
     ax.plot(after, color="purple", label="smoothed")
-    ax.set_xlabel("training day")
-    ax.set_ylabel("normalised mid price")
-    ax.set_title(title)
+    ax.set(xlabel="training day", ylabel="normalised mid price", title=title)
     ax.legend()
     fig.tight_layout()
     save_figure(fig, path)
 
 
-# ---------------------------------------------------------------------------
 # Performing one-step-ahead predictions: simple and exponential moving averages
-# ---------------------------------------------------------------------------
 
 
 def sma_one_step(train_data, window_size=26):
     """Predict each point as the mean of the window_size points before it.
 
     Returns (predictions for points window_size..N-1, error), the error the lesson's
-    way: 0.5 x mean squared error.
+    way: 0.5 x mean squared error. The lesson's loop; in pandas the predictions are
+    pd.Series(x).rolling(window_size).mean().shift(1)[window_size:].
     """
     values = _first_column(train_data)
     if len(values) <= window_size:
         return np.empty(0), float("nan")  # nothing to predict
-    windows = np.lib.stride_tricks.sliding_window_view(values[:-1], window_size)
-    predictions = windows.mean(axis=1)
-    error = 0.5 * np.mean((predictions - values[window_size:]) ** 2)
-    return predictions, float(error)
+    predictions = np.array(
+        [values[i - window_size : i].mean() for i in range(window_size, len(values))]
+    )
+    return predictions, float(0.5 * np.mean((predictions - values[window_size:]) ** 2))
 
 
 def ema_one_step(train_data, gamma=0.5):
@@ -447,6 +370,8 @@ def ema_one_step(train_data, gamma=0.5):
 
     Returns (predictions for points 0..N-1, the first being the starting 0.0, and
     error 0.5 x mean squared error over points 1..N-1), as the lesson computes them.
+    The lesson's loop; in pandas, where alpha weights the new value and gamma the old:
+    pd.Series([0.0, *x[:-1]]).ewm(alpha=1 - gamma, adjust=False).mean().
     """
     values = _first_column(train_data)
     predictions = np.empty_like(values)
@@ -454,33 +379,28 @@ def ema_one_step(train_data, gamma=0.5):
     for i in range(1, len(values)):
         ema = ema * gamma + (1.0 - gamma) * values[i - 1]
         predictions[i] = ema
-    error = 0.5 * np.mean((predictions[1:] - values[1:]) ** 2)
-    return predictions, float(error)
+    return predictions, float(0.5 * np.mean((predictions[1:] - values[1:]) ** 2))
 
 
 def plot_one_step(series, predictions, start, dates, title, path):
     """A one-step baseline's predictions over the (smoothed) training data."""
     fig, ax = plt.subplots(figsize=(12, 5))
-    ax.plot(range(len(series)), series, color="darkblue", label="actual")
+    ax.plot(series, color="darkblue", label="actual")
     ax.plot(range(start, start + len(predictions)), predictions, color="orange", label="predicted")
     # The lesson's listing passes 26 date labels for 21 ticks here, which matplotlib
     # now refuses; one label per tick says the same.
     _date_ticks(ax, dates[: len(series)], step=50)
-    ax.set_xlabel("Date")
-    ax.set_ylabel("Mid price (normalised, smoothed)")
-    ax.set_title(title)
+    ax.set(xlabel="Date", ylabel="Mid price (normalised, smoothed)", title=title)
     ax.legend()
     fig.tight_layout()
     save_figure(fig, path)
 
 
-# ---------------------------------------------------------------------------
 # Creating sequences of observations
-# ---------------------------------------------------------------------------
 
 
 def create_dataset(dataset, look_back=7, foresight=3):
-    """Windows of look_back consecutive values, each labelled with the value at i + look_back + foresight.
+    """Windows of look_back values, each labelled with the value at i + look_back + foresight.
 
     The label is foresight + 1 = 4 steps after the window's last value (index
     i + look_back - 1). A series of n values gives n - look_back - foresight windows.
@@ -494,9 +414,7 @@ def create_dataset(dataset, look_back=7, foresight=3):
     return X, Y
 
 
-# ---------------------------------------------------------------------------
 # Reshaping the data
-# ---------------------------------------------------------------------------
 
 
 def frame_inputs(x, framing="features"):
@@ -507,23 +425,249 @@ def frame_inputs(x, framing="features"):
     "timesteps" is (samples, look_back, 1): 7 time steps of one value each.
     """
     x = np.asarray(x, dtype="float32")
-    if framing == "features":
-        return x.reshape(len(x), 1, x.shape[1])
-    return x.reshape(len(x), x.shape[1], 1)
+    return x.reshape(len(x), *input_shape_for(framing, x.shape[1]))
 
 
 def input_shape_for(framing, look_back):
     return (1, look_back) if framing == "features" else (look_back, 1)
 
 
-# ---------------------------------------------------------------------------
-# extra – baselines scored on the networks' own targets
-# ---------------------------------------------------------------------------
-# The lesson scores SMA and EMA one step ahead on the smoothed training data, in
-# 0.5 x MSE; the networks predict 4 steps ahead on the test data, in MAE. To compare
-# like with like, each baseline below forecasts the same label as the networks (4
-# steps after each window's last day) from the same split, and is scored with the
-# same metric on exactly the same targets.
+# The lesson's data steps, end to end
+
+
+def prepare_lesson(
+    mid, train_size=1000, test_size=251, look_back=7, foresight=3, normalization_window=250
+):
+    """Every data step of the lesson, in its order, on a series of mid prices.
+
+    Returns the arrays of each step and `splits`: for "train" and "test", the
+    scaled series and its windows x and labels y.
+    """
+    mid = np.asarray(mid, dtype=float)
+    train_data = mid[:train_size].reshape(-1, 1)
+    test_data = mid[train_size : train_size + test_size].reshape(-1, 1)
+    # normalise the training data window by window; the test data on itself
+    train_norm = window_normalise(train_data, normalization_window)
+    test_scaled, scaler = scale_on_itself(test_data)
+    # smooth the training data (the test data is left as it is, as in the lesson)
+    train_smooth = exponential_smoothing(train_norm, LESSON["smoothing_gamma"])
+    # one-step baselines on the smoothed training data
+    sma = sma_one_step(train_smooth, LESSON["sma_window"])
+    ema = ema_one_step(train_smooth, LESSON["ema_gamma"])
+    # windows and labels
+    x_train, y_train = create_dataset(train_smooth, look_back, foresight)
+    x_test, y_test = create_dataset(test_scaled, look_back, foresight)
+    return {
+        "train_data": train_data[:, 0],
+        "test_data": test_data[:, 0],
+        "train_norm": train_norm[:, 0],
+        "train_smooth": train_smooth[:, 0],
+        "test_scaled": test_scaled[:, 0],
+        "scaler": scaler,
+        "sma": sma,
+        "ema": ema,
+        "splits": {
+            "train": {"series": train_smooth[:, 0], "x": x_train, "y": y_train},
+            "test": {"series": test_scaled[:, 0], "x": x_test, "y": y_test},
+        },
+    }
+
+
+def lesson_steps(mid, train_size, test_size, dates, stock, args, out_dir):
+    """The lesson's data steps with their prints and figures; returns what training needs."""
+    prep = prepare_lesson(
+        mid, train_size, test_size, args.look_back, args.foresight, args.norm_window
+    )
+    parts = {"train": prep["train_data"], "test": prep["test_data"]}
+    plot_split(parts, f"{stock}: the lesson's split", out_dir / "split.png")
+    gamma = LESSON["smoothing_gamma"]
+    title = f"Training data, window-normalised, before and after smoothing (gamma {gamma})"
+    plot_smoothing(prep["train_norm"], prep["train_smooth"], title, out_dir / "smoothing.png")
+    (sma_predictions, sma_error), (ema_predictions, ema_error) = prep["sma"], prep["ema"]
+    window, gamma = LESSON["sma_window"], LESSON["ema_gamma"]
+    print(f"MSE error for standard averaging (window {window}, 0.5 x MSE): {sma_error:.5f}")
+    print(f"MSE error for EMA averaging (gamma {gamma}, 0.5 x MSE): {ema_error:.5f}")
+    print(
+        "  (one step ahead on the smoothed, normalised training data; "
+        "the chapter reports 0.00444 and 0.00018 on AAL)"
+    )
+    title = f"Simple moving average, window {window}: one step ahead"
+    plot_one_step(prep["train_smooth"], sma_predictions, window, dates, title, out_dir / "sma.png")
+    title = f"Exponential moving average, gamma {gamma}: one step ahead"
+    plot_one_step(prep["train_smooth"], ema_predictions, 0, dates, title, out_dir / "ema.png")
+    leaks = lesson_leaks(args.norm_window)
+    one_step = {"sma_error": sma_error, "ema_error": ema_error}
+    one_step["metric"] = "0.5 x MSE, one step ahead, on the smoothed training data"
+    return {
+        "splits": prep["splits"],
+        "scaler": prep["scaler"],  # the test data's own scaler, as the lesson's plot_predictions
+        "price_splits": ["test"],
+        "val_split": "test",  # the lesson validates on the test set ...
+        "monitor": "loss",  # ... and its ModelCheckpoint watches the training loss
+        "val_label": "test set",
+        "sizes": {"train": train_size, "test": test_size},
+        "note": leaks,
+        "leaks": leaks,
+        "extra": {"lesson_one_step": one_step},
+    }
+
+
+# Baseline neural networks: building a feedforward network
+
+
+def feed_forward(input_shape=(1, 7)):
+    """Flatten, Dense 128 relu, Dense 1 linear."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape),  # [batch, 1, 7]
+            keras.layers.Flatten(),  # -> [batch, 7]
+            keras.layers.Dense(128, activation="relu"),  # -> [batch, 128]
+            keras.layers.Dense(1, activation="linear"),  # regressor -> [batch, 1]
+        ],
+        name="feed_forward",
+    )
+
+
+# Recurrent baseline
+
+
+def simple_gru(input_shape=(1, 7)):
+    """GRU 32 with dropout 0.1 and recurrent dropout 0.1, Dense 1 linear."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape),  # [batch, 1, 7]
+            keras.layers.GRU(32, dropout=0.1, recurrent_dropout=0.1),  # -> [batch, 32]
+            keras.layers.Dense(1, activation="linear"),  # -> [batch, 1]
+        ],
+        name="simple_gru",
+    )
+
+
+# Building LSTMs
+
+
+def simple_lstm(input_shape=(1, 7)):
+    """LSTM 32 without dropout, Dense 1 linear."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape),  # [batch, 1, 7]
+            keras.layers.LSTM(32),  # -> [batch, 32]
+            keras.layers.Dense(1, activation="linear"),  # -> [batch, 1]
+        ],
+        name="simple_lstm",
+    )
+
+
+# Stacked LSTM
+
+
+def lstm_stacked(input_shape=(1, 7)):
+    """Two LSTM 16 layers, each with dropout 0.1 and recurrent dropout 0.2, Dense 1 linear."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape),  # [batch, 1, 7]
+            # -> [batch, 1, 16]: the whole sequence, for the next LSTM
+            keras.layers.LSTM(16, dropout=0.1, recurrent_dropout=0.2, return_sequences=True),
+            keras.layers.LSTM(16, dropout=0.1, recurrent_dropout=0.2),  # -> [batch, 16]
+            keras.layers.Dense(1, activation="linear"),  # -> [batch, 1]
+        ],
+        name="lstm_stacked",
+    )
+
+
+MODEL_BUILDERS = {f.__name__: f for f in (feed_forward, simple_gru, simple_lstm, lstm_stacked)}
+
+
+# Using helper functions: plot_losses and plot_predictions
+
+
+def plot_losses(history, name, val_label, path):
+    """Training and validation loss (MAE) per epoch."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    ax.plot(epochs, history["loss"], label="loss")
+    ax.plot(epochs, history["val_loss"], label=f"val loss ({val_label})")
+    ax.set(xlabel="epoch", ylabel="MAE", title=f"{name}: losses")
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_predictions(predictions, y_test, scaler, title, path):
+    """Predictions against the actual test labels, turned back into prices."""
+    fig, ax = plt.subplots(figsize=(12, 6))
+    ax.plot(_to_price(scaler, predictions), label="generated", color="orange")
+    ax.plot(_to_price(scaler, y_test), label="actual")
+    ax.set(xlabel="test window", ylabel="Mid price", title=title)
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+# Training the models
+
+
+def run_network(name, setup, args, seed, out_dir=None):
+    """One network through the lesson's steps: define, compile, fit, predict, evaluate.
+
+    As the lesson's ModelCheckpoint(monitor, save_best_only=True), the weights of
+    the best epoch by the protocol's monitor are kept ("loss" in the lesson,
+    "val_loss" in the strict protocol). Given out_dir (the first seed), the model
+    is also summarised and saved, and its losses and predictions plotted.
+    """
+    import keras
+
+    frames, splits, val = setup["frames"], setup["splits"], setup["val_split"]
+    keras.utils.set_random_seed(seed)  # each training is seeded on its own
+    # define model
+    model = MODEL_BUILDERS[name](setup["input_shape"])
+    # compile model
+    model.compile(loss="mae", optimizer="adam", **compile_settings(**SPEED))
+    # fit model
+    best = keras.callbacks.EarlyStopping(
+        monitor=setup["monitor"], patience=args.epochs, restore_best_weights=True
+    )
+    x, y, validation = frames["train"], splits["train"]["y"], (frames[val], splits[val]["y"])
+    fit = train_network(
+        model, x, y, args.epochs, args.batch_size, args.verbose, validation, callbacks=[best]
+    )
+    t0 = time.perf_counter()
+    # make predictions on every split
+    predictions = predict_splits(model, frames)
+    # evaluate model: MAE on every split, scored as the baselines are
+    scores = score_splits(setup, predictions)
+    evaluate_s = time.perf_counter() - t0
+    if out_dir is not None:
+        model.summary()
+        write_atomically(out_dir / f"{name}.keras", model.save)
+        plot_losses(fit["history"], name, setup["val_label"], out_dir / f"losses_{name}.png")
+        title = f"{name}: test predictions (MAE {scores['test_mae']:.4f} scaled)"
+        path = out_dir / f"predictions_{name}.png"
+        plot_predictions(predictions["test"], splits["test"]["y"], setup["scaler"], title, path)
+    return {
+        "scores": scores,
+        "best_epoch": best.best_epoch + 1,
+        "history": fit["history"],
+        "params": model.count_params(),
+        "fit_s": fit["fit_s"],
+        "evaluate_s": evaluate_s,
+    }
+
+
+# Beyond the lesson
+# extra – baselines scored on the networks' own targets. The lesson scores SMA and
+# EMA one step ahead on the smoothed training data, in 0.5 x MSE; the networks
+# predict 4 steps ahead on the test data, in MAE. To compare like with like, each
+# baseline below forecasts the networks' label (4 steps after each window's last
+# day) from the same split, scored with the same metric on the same targets.
 
 
 def naive_forecast(x):
@@ -538,95 +682,140 @@ def _origins(n_values, look_back, foresight):
 
 def sma_forecast(series, look_back=7, foresight=3, window_size=26):
     """Mean of the last window_size values up to each window's last value (fewer at the start)."""
-    values = np.asarray(series, dtype=float).reshape(-1)
-    origins = _origins(len(values), look_back, foresight)
-    sums = np.concatenate([[0.0], np.cumsum(values)])
-    starts = np.maximum(0, origins - window_size + 1)
-    return (sums[origins + 1] - sums[starts]) / (origins + 1 - starts)
+    import pandas as pd
+
+    sma = pd.Series(_first_column(series)).rolling(window_size, min_periods=1).mean()
+    return sma.to_numpy()[_origins(len(sma), look_back, foresight)]
 
 
 def ema_forecast(series, look_back=7, foresight=3, gamma=0.5):
-    """EMA (weight gamma on the old average, as the lesson) up to each window's last value.
+    """EMA up to each window's last value; gamma weights the old average, as in the lesson.
 
     An EMA forecasts every step ahead with the same value, as the chapter explains.
-    Started at the split's first value rather than the lesson's 0, so the first
-    windows are not pulled towards zero.
+    It starts at the split's first value rather than the lesson's 0, so the first
+    windows are not pulled towards zero. pandas' alpha weights the new value: 1 - gamma.
     """
-    values = np.asarray(series, dtype=float).reshape(-1)
-    ema = np.empty_like(values)
-    level = values[0] if len(values) else 0.0
-    for i, x in enumerate(values):
-        level = gamma * level + (1.0 - gamma) * x
-        ema[i] = level
-    return ema[_origins(len(values), look_back, foresight)]
+    import pandas as pd
+
+    ema = pd.Series(_first_column(series)).ewm(alpha=1 - gamma, adjust=False).mean()
+    return ema.to_numpy()[_origins(len(ema), look_back, foresight)]
 
 
 def mae(y_true, y_pred):
     """Mean absolute error, the lesson's loss and metric."""
-    return float(np.mean(np.abs(_first_column(y_true).reshape(-1) - _first_column(y_pred).reshape(-1))))
+    return float(np.mean(np.abs(_first_column(y_true) - _first_column(y_pred))))
 
 
-BASELINES = ("naive_last_value", f"sma_{SMA_WINDOW}", f"ema_{EMA_GAMMA}")
+BASELINES = ("naive_last_value", f"sma_{LESSON['sma_window']}", f"ema_{LESSON['ema_gamma']}")
 
 
-def baseline_forecasts(split, look_back=7, foresight=3):
-    """All three baselines' forecasts for one split's windows."""
+def baseline_forecasts(splits, look_back=7, foresight=3):
+    """Each baseline's forecasts of every split's labels: {baseline: {split: forecasts}}."""
+    window, gamma = LESSON["sma_window"], LESSON["ema_gamma"]
+    naive, sma, ema = BASELINES
     return {
-        "naive_last_value": naive_forecast(split["x"]),
-        f"sma_{SMA_WINDOW}": sma_forecast(split["series"], look_back, foresight, SMA_WINDOW),
-        f"ema_{EMA_GAMMA}": ema_forecast(split["series"], look_back, foresight, EMA_GAMMA),
-    }
-
-
-# ---------------------------------------------------------------------------
-# The lesson's data preparation, end to end (steps 1-5)
-# ---------------------------------------------------------------------------
-
-
-def prepare_lesson(mid, train_size=1000, test_size=251, look_back=7, foresight=3,
-                   normalization_window=250):
-    """Every data step of the lesson, in its order, on a series of mid prices.
-
-    Returns the arrays of each step and `splits`: for "train" and "test", the
-    scaled series and its windows x and labels y.
-    """
-    mid = np.asarray(mid, dtype=float)
-    train_data = mid[:train_size].reshape(-1, 1)
-    test_data = mid[train_size : train_size + test_size].reshape(-1, 1)
-    # normalise the training data window by window; the test data on itself
-    train_norm = window_normalise(train_data, normalization_window)
-    test_scaled, scaler = scale_on_itself(test_data)
-    # smooth the training data (the test data is left as it is, as in the lesson)
-    train_smooth = exponential_smoothing(train_norm, SMOOTHING_GAMMA)
-    # one-step baselines on the smoothed training data
-    sma_predictions, sma_error = sma_one_step(train_smooth, SMA_WINDOW)
-    ema_predictions, ema_error = ema_one_step(train_smooth, EMA_GAMMA)
-    # windows and labels
-    x_train, y_train = create_dataset(train_smooth, look_back, foresight)
-    x_test, y_test = create_dataset(test_scaled, look_back, foresight)
-    return {
-        "train_data": train_data[:, 0],
-        "test_data": test_data[:, 0],
-        "train_norm": train_norm[:, 0],
-        "train_smooth": train_smooth[:, 0],
-        "test_scaled": test_scaled[:, 0],
-        "scaler": scaler,
-        "sma": (sma_predictions, sma_error),
-        "ema": (ema_predictions, ema_error),
-        "splits": {
-            "train": {"series": train_smooth[:, 0], "x": x_train, "y": y_train},
-            "test": {"series": test_scaled[:, 0], "x": x_test, "y": y_test},
+        naive: {name: naive_forecast(split["x"]) for name, split in splits.items()},
+        sma: {
+            name: sma_forecast(split["series"], look_back, foresight, window)
+            for name, split in splits.items()
+        },
+        ema: {
+            name: ema_forecast(split["series"], look_back, foresight, gamma)
+            for name, split in splits.items()
         },
     }
 
 
-# ---------------------------------------------------------------------------
-# extra – the strict protocol's data preparation
-# ---------------------------------------------------------------------------
+def predict_splits(model, frames):
+    """Predict every split in one call (one traced function per model), then cut it apart."""
+    joined = np.concatenate(list(frames.values()))
+    flat = model.predict(joined, batch_size=1024, verbose=0).reshape(-1)
+    bounds = np.cumsum([0] + [len(frame) for frame in frames.values()])
+    return {name: flat[bounds[k] : bounds[k + 1]] for k, name in enumerate(frames)}
 
 
-def prepare_strict(mid, train_size=1000, test_size=251, look_back=7, foresight=3,
-                   val_fraction=VAL_FRACTION):
+def score_splits(setup, predictions):
+    """MAE on every split, and in prices on the splits where the protocol reports them."""
+    scores = {}
+    for name, split in setup["splits"].items():
+        scores[f"{name}_mae"] = mae(split["y"], predictions[name])
+        if name in setup["price_splits"]:
+            truth, guess = (_to_price(setup["scaler"], v) for v in (split["y"], predictions[name]))
+            scores[f"{name}_mae_price"] = mae(truth, guess)
+    return scores
+
+
+def _to_price(scaler, values):
+    return scaler.inverse_transform(np.reshape(values, (-1, 1)))[:, 0]
+
+
+# extra – does the data fit the split? Bad data stops before anything is written.
+
+
+def minimum_sizes(protocol, look_back=7, foresight=3, normalization_window=250):
+    """The fewest rows each part needs, and why (one window = look_back + foresight + 1 rows)."""
+    window = look_back + foresight + 1
+    if protocol == "lesson":
+        train = max(normalization_window, LESSON["sma_window"] + 1, window)
+        why = (
+            f"training part >= {train} for the {normalization_window}-row normalisation window, "
+            f"the {LESSON['sma_window']}-day SMA and one {look_back}+{foresight} window; "
+            f"test part >= {window}"
+        )
+        return train, window, why
+    # The training part is cut into train and validation; each needs one window.
+    train = window
+    while min(round(train * VAL_FRACTION), train - round(train * VAL_FRACTION)) < window:
+        train += 1
+    why = (
+        f"training part >= {train} so that train and validation each hold one "
+        f"{look_back}+{foresight} window; test part >= {window}"
+    )
+    return train, window, why
+
+
+def check_sizes(n_rows, train_size, test_size, args, where):
+    """Raise DataError unless the split fits the series and holds enough rows for every step."""
+    protocol = args.protocol
+    need_train, need_test, why = minimum_sizes(
+        protocol, args.look_back, args.foresight, args.norm_window
+    )
+    if args.train_size is not None or args.test_size is not None:  # sizes given
+        for option, size, need in (
+            ("--train-size", train_size, need_train),
+            ("--test-size", test_size, need_test),
+        ):
+            if size < need:
+                raise DataError(
+                    f"{option} {size} is too small: "
+                    f"the {protocol} protocol needs at least {need} ({why})"
+                )
+        if train_size + test_size > n_rows:
+            raise DataError(
+                f"the split needs {train_size} + {test_size} = {train_size + test_size} rows "
+                f"(--train-size/--test-size) but {where} has only {n_rows}; lower them"
+            )
+        return
+    if train_size >= need_train and test_size >= need_test:
+        return
+    # the fewest rows whose lesson-proportion split is big enough (from 1,251 rows: 1,000 + 251)
+    for needed in range(n_rows + 1, LESSON["train_size"] + LESSON["test_size"] + 1):
+        train, test = split_sizes(needed)
+        if train >= need_train and test >= need_test:
+            raise DataError(
+                f"too few rows: the {protocol} protocol needs at least {needed} rows ({why}), "
+                f"found {n_rows} in {where}"
+            )
+    raise DataError(
+        f"the split of {train_size} training and {test_size} test rows is too small here ({why}); "
+        "set larger --train-size/--test-size, or a smaller --look-back/--foresight"
+    )
+
+
+# extra – the strict protocol: the same question without the lesson's leaks
+
+
+def prepare_strict(mid, train_size=1000, test_size=251, look_back=7, foresight=3):
     """The same question without leaks.
 
     The lesson's training part is cut in time order into train (first 80%) and
@@ -637,8 +826,7 @@ def prepare_strict(mid, train_size=1000, test_size=251, look_back=7, foresight=3
     from sklearn.preprocessing import MinMaxScaler
 
     mid = np.asarray(mid, dtype=float)
-    n_val = int(round(train_size * val_fraction))
-    n_fit = train_size - n_val
+    n_fit = train_size - round(train_size * VAL_FRACTION)
     parts = {
         "train": mid[:n_fit],
         "val": mid[n_fit:train_size],
@@ -653,199 +841,58 @@ def prepare_strict(mid, train_size=1000, test_size=251, look_back=7, foresight=3
     return {"scaler": scaler, "splits": splits}
 
 
-# ---------------------------------------------------------------------------
-# Baseline neural networks: a feed-forward network and a recurrent baseline
-# ---------------------------------------------------------------------------
-# Each function builds the lesson's layers; train_network compiles and fits them
-# all the same way (MAE loss, Adam), as the lesson's functions each do.
+def strict_steps(mid, train_size, test_size, dates, stock, args, out_dir):
+    """The strict data steps and their split figure; returns what training needs."""
+    prep = prepare_strict(mid, train_size, test_size, args.look_back, args.foresight)
+    parts = {name: split["raw"] for name, split in prep["splits"].items()}
+    plot_split(parts, f"{stock}: the strict split (time order)", out_dir / "split.png")
+    sizes = {name: len(raw) for name, raw in parts.items()}
+    note = (
+        f"strict protocol: time-ordered split {sizes['train']} train / {sizes['val']} validation / "
+        f"{sizes['test']} test; scaler fitted on the {sizes['train']} training rows only; "
+        "no smoothing; best epoch chosen on validation; the test set is only scored."
+    )
+    return {
+        **prep,  # splits, and the scaler fitted on the training rows only
+        "price_splits": ["val", "test"],
+        "val_split": "val",
+        "monitor": "val_loss",
+        "val_label": "validation split",
+        "sizes": sizes,
+        "note": note,
+        "leaks": "none known",
+        "extra": {},
+    }
 
 
-def feed_forward(input_shape=(1, 7)):
-    """Flatten, Dense 128 relu, Dense 1 linear."""
-    import keras
-    from keras import layers
-
-    return keras.Sequential(
-        [
-            keras.Input(shape=input_shape),  # [batch, 1, 7]
-            layers.Flatten(),  # -> [batch, 7]
-            layers.Dense(128, activation="relu"),  # -> [batch, 128]
-            layers.Dense(1, activation="linear"),  # regressor -> [batch, 1]
-        ],
-        name="feed_forward",
+def lesson_leaks(normalization_window=250):
+    """The line that names which of the lesson's steps leak."""
+    return (
+        "leaks in the lesson protocol: the test data are scaled by a MinMaxScaler fitted on the "
+        f"test data itself (step 2); each training day is scaled by the min/max of its "
+        f"{normalization_window}-day window, later days included (step 2); the test set is the "
+        "validation data, so the lesson picks its best network on the test set (steps 6-7). "
+        "Not a leak but a mismatch: training inputs and targets are smoothed, test ones are not "
+        "(step 3)."
     )
 
 
-def simple_gru(input_shape=(1, 7)):
-    """GRU 32 with dropout 0.1 and recurrent dropout 0.1, Dense 1 linear."""
-    import keras
-    from keras import layers
-
-    return keras.Sequential(
-        [
-            keras.Input(shape=input_shape),  # [batch, 1, 7]
-            layers.GRU(32, dropout=0.1, recurrent_dropout=0.1),  # -> [batch, 32]
-            layers.Dense(1, activation="linear"),  # -> [batch, 1]
-        ],
-        name="simple_gru",
-    )
+# extra – summaries over seeds, the verdict and the comparison figure
 
 
-# ---------------------------------------------------------------------------
-# Building LSTMs: a single LSTM and a stacked LSTM
-# ---------------------------------------------------------------------------
-
-
-def simple_lstm(input_shape=(1, 7)):
-    """LSTM 32 without dropout, Dense 1 linear."""
-    import keras
-    from keras import layers
-
-    return keras.Sequential(
-        [
-            keras.Input(shape=input_shape),  # [batch, 1, 7]
-            layers.LSTM(32),  # -> [batch, 32]
-            layers.Dense(1, activation="linear"),  # -> [batch, 1]
-        ],
-        name="simple_lstm",
-    )
-
-
-def lstm_stacked(input_shape=(1, 7)):
-    """Two LSTM 16 layers, each with dropout 0.1 and recurrent dropout 0.2, Dense 1 linear."""
-    import keras
-    from keras import layers
-
-    return keras.Sequential(
-        [
-            keras.Input(shape=input_shape),  # [batch, 1, 7]
-            layers.LSTM(16, dropout=0.1, recurrent_dropout=0.2, return_sequences=True),  # -> [batch, 1, 16]
-            layers.LSTM(16, dropout=0.1, recurrent_dropout=0.2),  # -> [batch, 16]
-            layers.Dense(1, activation="linear"),  # -> [batch, 1]
-        ],
-        name="lstm_stacked",
-    )
-
-
-MODEL_BUILDERS = {
-    "feed_forward": feed_forward,
-    "simple_gru": simple_gru,
-    "simple_lstm": simple_lstm,
-    "lstm_stacked": lstm_stacked,
-}
-
-
-# ---------------------------------------------------------------------------
-# Using helper functions: plot_losses and plot_predictions
-# ---------------------------------------------------------------------------
-
-
-def plot_losses(history, name, val_label, path):
-    """Training and validation loss (MAE) per epoch."""
-    fig, ax = plt.subplots(figsize=(8, 4))
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    ax.plot(epochs, history["loss"], label="loss")
-    ax.plot(epochs, history["val_loss"], label=f"val loss ({val_label})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("MAE")
-    ax.set_title(f"{name}: losses")
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
-def plot_predictions(predictions, y_test, scaler, title, path):
-    """Predictions against the actual test labels, turned back into prices."""
-    fig, ax = plt.subplots(figsize=(12, 6))
-    ax.plot(scaler.inverse_transform(np.reshape(predictions, (-1, 1))), label="generated", color="orange")
-    ax.plot(scaler.inverse_transform(np.reshape(y_test, (-1, 1))), label="actual")
-    ax.set_xlabel("test window")
-    ax.set_ylabel("Mid price")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
-# ---------------------------------------------------------------------------
-# Training the models
-# ---------------------------------------------------------------------------
-
-
-def train_network(model, x_train, y_train, validation_data, epochs=50, batch_size=64,
-                  monitor="loss", checkpoint_path=None, verbose=1):
-    """Compile and fit one network and keep its best epoch: the one place that trains.
-
-    As the lesson's ModelCheckpoint(monitor, save_best_only=True, mode="min"), the
-    best epoch by `monitor` is kept: the lesson watches the training "loss"; the
-    strict protocol watches "val_loss" on its validation split. Its weights are put
-    back into `model` and, given a path, saved as .keras, written to a temporary
-    name and renamed, so an interrupted run never leaves half a file.
-    Returns (history dict, best epoch).
-    """
-    # steps_per_execution=16 (a whole epoch per call) gave identical losses but no
-    # clear speed-up on 2 CPU cores (4 networks x 50 epochs: 33.6 s and 38.9 s at 1,
-    # 35.9 s and 34.8 s at 16), so Keras's default of 1 stays.
-    model.compile(loss="mae", optimizer="adam")
-    checkpoint = best_epoch_checkpoint(monitor)
-    history = model.fit(
-        x_train,
-        y_train,
-        validation_data=validation_data,
-        epochs=epochs,
-        batch_size=batch_size,
-        callbacks=[checkpoint, ctrl_c_callback()],  # Ctrl-C: a clean stop between batches
-        verbose=verbose,
-    )
-    if checkpoint.best_weights is not None:
-        model.set_weights(checkpoint.best_weights)
-    if checkpoint_path is not None:
-        write_atomically(checkpoint_path, model.save)
-    return history.history, checkpoint.best_epoch
-
-
-def best_epoch_checkpoint(monitor):
-    """A callback that keeps, in memory, the weights of the epoch with the lowest `monitor`.
-
-    Writing a .keras file at each improvement, as ModelCheckpoint does, took about
-    half of the lesson's training time (its training loss improves nearly every
-    epoch), so train_network writes the best model once, when fit ends.
-    """
-    import keras
-
-    class BestEpochCheckpoint(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.best = np.inf
-            self.best_epoch = None
-            self.best_weights = None
-
-        def on_epoch_end(self, epoch, logs=None):
-            value = (logs or {}).get(monitor)
-            if value is not None and float(value) < self.best:
-                self.best, self.best_epoch = float(value), epoch + 1
-                self.best_weights = self.model.get_weights()
-
-    return BestEpochCheckpoint()
-
-
-# ---------------------------------------------------------------------------
-# Visualising results (extra – one table, one bar chart, every model and baseline)
-# ---------------------------------------------------------------------------
-
-
-def summarise(scores):
-    """Mean and std over seeds of every score; rows ranked by mean test MAE."""
+def summarise(results):
+    """One row per model: the mean (and std, from 2 seeds) of every score; ranked by test MAE."""
     rows = []
-    for name, entry in scores.items():
+    for name, entry in results.items():
         row = {"model": name, "kind": entry["kind"]}
         for key, values in entry["scores"].items():
-            values = np.asarray(values, dtype=float)
-            row[key] = float(values.mean())
-            row[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            summary = mean_std(values)
+            row[key] = summary["mean"]
+            if "std" in summary:
+                row[f"{key}_std"] = summary["std"]
         row.update({k: v for k, v in entry.items() if k not in ("kind", "scores")})
         rows.append(row)
-    rows.sort(key=lambda r: r["test_mae"])
+    rows.sort(key=lambda row: row["test_mae"])
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
     return rows
@@ -855,41 +902,41 @@ def print_results(rows, protocol, n_targets, with_std, with_val):
     """The results table: every network and baseline on the same test targets."""
     scaler = "the test scaler, as the lesson" if protocol == "lesson" else "the training scaler"
     print(f"MAE on the {n_targets} test targets (scaled units; in prices via {scaler}):")
-    columns = ["rank", "model", "test MAE"] + (["± std"] if with_std else []) + ["test MAE (price)"]
-    columns += (["val MAE"] if with_val else []) + ["train MAE", "params", "best epoch"]  # per seed
+    columns = ["rank", "model", "test MAE"] + (["± std"] if with_std else [])
+    columns += ["test MAE (price)"] + (["val MAE"] if with_val else [])
+    columns += ["train MAE", "params", "best epoch"]  # best epoch: one per seed
     table = []
     for row in rows:
-        network = row["kind"] == "network"
-        table.append({
-            "rank": row["rank"], "model": row["model"], "test MAE": row["test_mae"],
-            "± std": row["test_mae_std"] if network else "", "test MAE (price)": row["test_mae_price"],
-            "val MAE": row.get("val_mae", ""), "train MAE": row["train_mae"],
-            "params": row["params"] if network else "",
-            "best epoch": "/".join(str(e) for e in row["best_epochs"]) if network else "",
-        })
+        table.append(
+            {
+                "rank": row["rank"],
+                "model": row["model"],
+                "test MAE": row["test_mae"],
+                "± std": row.get("test_mae_std", ""),
+                "test MAE (price)": row["test_mae_price"],
+                "val MAE": row.get("val_mae", ""),
+                "train MAE": row["train_mae"],
+                "params": row.get("params", ""),
+                "best epoch": "/".join(str(epoch) for epoch in row.get("best_epochs", [])),
+            }
+        )
     print_table(table, columns)
 
 
 def naive_verdict(rows, n_seeds):
     """One plain sentence: does any network beat the naive last-value baseline?"""
-    by_name = {r["model"]: r for r in rows}
-    naive = by_name["naive_last_value"]["test_mae"]
-    networks = [r for r in rows if r["kind"] == "network"]
+    naive = next(row["test_mae"] for row in rows if row["model"] == "naive_last_value")
+    networks = [row for row in rows if row["kind"] == "network"]
     if not networks:
         return f"naive last-value baseline: test MAE {naive:.4f} (no networks were run)"
-    best = min(networks, key=lambda r: r["test_mae"])
+    best = min(networks, key=lambda row: row["test_mae"])
+    scores = f"naive test MAE {naive:.4f}, best network {best['model']} {best['test_mae']:.4f}."
     over = f" (mean over {n_seeds} seeds)" if n_seeds > 1 else ""
-    winners = [r["model"] for r in networks if r["test_mae"] < naive]
+    winners = [row["model"] for row in networks if row["test_mae"] < naive]
     if not winners:
-        return (
-            f"No network beats the naive last-value baseline{over}: naive test MAE {naive:.4f}, "
-            f"best network {best['model']} {best['test_mae']:.4f}."
-        )
+        return f"No network beats the naive last-value baseline{over}: {scores}"
     verb = "beats" if len(winners) == 1 else "beat"
-    return (
-        f"{', '.join(winners)} {verb} the naive last-value baseline{over}: naive test MAE {naive:.4f}, "
-        f"best network {best['model']} {best['test_mae']:.4f}."
-    )
+    return f"{', '.join(winners)} {verb} the naive last-value baseline{over}: {scores}"
 
 
 def plot_comparison(rows, splits, title, path):
@@ -898,58 +945,247 @@ def plot_comparison(rows, splits, title, path):
     positions = np.arange(len(rows))
     width = 0.8 / len(splits)
     for k, split in enumerate(splits):
-        means = [r.get(f"{split}_mae", np.nan) for r in rows]
-        stds = [r.get(f"{split}_mae_std", 0.0) for r in rows]
-        ax.bar(positions - 0.4 + width * (k + 0.5), means, width, yerr=stds if any(stds) else None,
-               capsize=3, label=split)
-    ax.set_xticks(positions)
-    ax.set_xticklabels([r["model"] for r in rows], rotation=20)
-    ax.set_ylabel("MAE (scaled units)")
-    ax.set_title(title)
+        means = [row[f"{split}_mae"] for row in rows]
+        stds = [row.get(f"{split}_mae_std", 0.0) for row in rows]
+        left = positions - 0.4 + width * (k + 0.5)
+        ax.bar(left, means, width, yerr=stds if any(stds) else None, capsize=3, label=split)
+    ax.set_xticks(positions, [row["model"] for row in rows], rotation=20)
+    ax.set(ylabel="MAE (scaled units)", title=title)
     ax.legend()
     fig.tight_layout()
     save_figure(fig, path)
 
 
-def predict_splits(model, frames):
-    """Predict every split in one call (one traced function per model), then cut it apart."""
-    names = list(frames)
-    joined = np.concatenate([frames[name] for name in names])
-    flat = np.asarray(model.predict(joined, batch_size=1024, verbose=0)).reshape(-1)
-    bounds = np.cumsum([0] + [len(frames[name]) for name in names])
-    return {name: flat[bounds[k] : bounds[k + 1]] for k, name in enumerate(names)}
+# Command line
 
 
-def add_scores(entry, splits, predictions, setup):
-    """Append one run's MAE on every split, and in prices where the protocol reports them."""
-    scaler = setup["scaler"]
-    for name, split in splits.items():
-        entry["scores"].setdefault(f"{name}_mae", []).append(mae(split["y"], predictions[name]))
-        if name in setup["price_splits"]:
-            price_error = mae(_to_price(scaler, split["y"]), _to_price(scaler, predictions[name]))
-            entry["scores"].setdefault(f"{name}_mae_price", []).append(price_error)
-
-
-def _to_price(scaler, values):
-    return scaler.inverse_transform(np.reshape(values, (-1, 1)))[:, 0]
-
-
-def lesson_leaks(normalization_window=250):
-    """The line that names which of the lesson's steps leak."""
-    return (
-        "leaks in the lesson protocol: the test data are scaled by a MinMaxScaler fitted on the test "
-        f"data itself (step 2); each training day is scaled by the min/max of its {normalization_window}-day "
-        "window, later days included (step 2); the test set is the validation data, so the lesson picks "
-        "its best network on the test set (steps 6-7). Not a leak but a mismatch: training inputs and "
-        "targets are smoothed, test ones are not (step 3)."
+def build_parser():
+    parser = ArgumentParser(
+        description="The LSTM chapter's stock comparison: four networks forecast a stock's mid "
+        "price 4 days after a 7-day window, the lesson's way or leak-free, against baselines.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add = parser.add_argument
+    protocols = ("lesson", "strict")
+    add(
+        "--protocol",
+        choices=protocols,
+        default="lesson",
+        help="lesson: every step as the "
+        "chapter does it; strict: time-ordered train/val/test, train-only scaler, no smoothing",
+    )
+    add(
+        "--csv",
+        type=Path,
+        help="price CSV with date, high and low columns (e.g. Kaggle's "
+        "all_stocks_5yr.csv); unset: data/all_stocks_5yr.csv if present, else Google's prices "
+        "shipped with matplotlib",
+    )
+    add("--ticker", default="AAL", help="rows to use when the CSV has a Name column")
+    add(
+        "--train-size",
+        type=positive_int,
+        help="training rows; unset: the lesson's 1000, or "
+        "the same share of a shorter series; one size alone sets the other in 1000:251",
+    )
+    add(
+        "--test-size",
+        type=positive_int,
+        help="test rows right after the training rows; unset: the lesson's 251, or the same share",
+    )
+    add("--look-back", type=positive_int, default=LESSON["look_back"], help="days per window")
+    add(
+        "--foresight",
+        type=positive_int,
+        default=LESSON["foresight"],
+        help="the label is foresight + 1 days after the window's last day",
+    )
+    add(
+        "--norm-window",
+        type=positive_int,
+        default=LESSON["normalization_window"],
+        help="lesson protocol: rows per window of the training normalisation",
+    )
+    add(
+        "--framing",
+        choices=FRAMINGS,
+        help="features: (samples, 1, look_back) as the lesson; "
+        "timesteps: (samples, look_back, 1), so recurrent layers recur over the days; "
+        "unset: features for lesson, timesteps for strict",
+    )
+    add(
+        "--models",
+        nargs="+",
+        choices=NETWORKS,
+        default=list(NETWORKS),
+        metavar="NAME",
+        help=f"networks to train, any of: {', '.join(NETWORKS)}",
+    )
+    add(
+        "--epochs",
+        type=positive_int,
+        default=LESSON["epochs"],
+        help=f"epochs per network ({QUICK['epochs']} with --quick)",
+    )
+    add("--batch-size", type=positive_int, default=LESSON["batch_size"], help="batch size")
+    add(
+        "--repeats",
+        type=positive_int,
+        default=1,
+        help="train each network with this many seeds (seed, seed+1, ...); report mean ± std",
+    )
+    add("--seed", type=non_negative_int, default=7, help="random seed (0 or more)")
+    add(
+        "--quick",
+        action="store_true",
+        help=f"tiny run that shows every step in seconds: --epochs {QUICK['epochs']}",
+    )
+    add(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="Keras fit output: 0 silent, 1 progress bar, 2 one line per epoch",
+    )
+    add(
+        "--out-dir",
+        type=Path,
+        help="folder for figures, models and metrics.json; "
+        "unset: outputs/stock_lstm_compare/<protocol>",
+    )
+    add("--show", action="store_true", help="also open the figures in a window")
+    return parser
 
 
-# --- shared helpers: begin
+def parse_args(argv=None):
+    args = parse_args_with_quick(build_parser(), argv, QUICK)
+    args.framing = args.framing or ("features" if args.protocol == "lesson" else "timesteps")
+    args.models = [name for name in NETWORKS if name in args.models]  # in the lesson's order
+    args.out_dir = args.out_dir or Path("outputs") / Path(__file__).stem / args.protocol
+    return args
+
+
+def run(args):
+    """The lesson's steps, or the strict protocol's, then one table of every model and baseline."""
+    t_start = time.perf_counter()
+    # load the data and check that it fits the split: bad data stops here, nothing written
+    try:
+        data = load_prices(args.csv, args.ticker)
+        mid = mid_prices(data["high"], data["low"])
+        train_size, test_size = split_sizes(len(mid), args.train_size, args.test_size)
+        check_sizes(len(mid), train_size, test_size, args, data["where"])
+    except DataError as exc:
+        fail(str(exc))
+    out_dir = prepare_out_dir(args.out_dir)
+    print(f"data: {data['where']}, {len(mid)} days {data['dates'][0]} to {data['dates'][-1]}")
+    for repair in data["repairs"]:
+        print(f"data repair: {repair}")
+    print(f"mid prices: {len(mid)}, the first three {', '.join(f'{v:g}' for v in mid[:3])}")
+    unused = len(mid) - train_size - test_size
+    print(
+        f"split: {train_size} training and {test_size} test mid prices"
+        + (f" ({unused} later rows unused)" if unused else "")
+    )
+    stock = data["source"]["ticker"] or "prices"
+    plot_high_low(data, f"{stock}: daily high and low", out_dir / "prices.png")
+
+    # the lesson's data steps (or the strict protocol's), with their figures
+    steps = lesson_steps if args.protocol == "lesson" else strict_steps
+    setup = steps(mid, train_size, test_size, data["dates"], stock, args, out_dir)
+    setup["sizes"]["unused"] = unused
+    splits = setup["splits"]
+    windows = {name: len(split["y"]) for name, split in splits.items()}
+    print(
+        "windows: "
+        + ", ".join(f"{n} {name}" for name, n in windows.items())
+        + f" (look_back {args.look_back}, label {args.foresight + 1} steps after each "
+        "window's last day)"
+    )
+    # reshape the windows for the networks
+    setup["frames"] = {
+        name: frame_inputs(split["x"], args.framing) for name, split in splits.items()
+    }
+    setup["input_shape"] = input_shape_for(args.framing, args.look_back)
+    print(
+        f"inputs framed as (samples, {', '.join(map(str, setup['input_shape']))}) ({args.framing})"
+    )
+    timings = {"data": time.perf_counter() - t_start, "fit": 0.0, "evaluate": 0.0}
+
+    # extra – the baselines, scored on exactly the networks' targets
+    t0 = time.perf_counter()
+    results = {}
+    for name, forecasts in baseline_forecasts(splits, args.look_back, args.foresight).items():
+        scores = score_splits(setup, forecasts)
+        results[name] = {"kind": "baseline", "scores": {k: [v] for k, v in scores.items()}}
+    timings["evaluate"] += time.perf_counter() - t0
+
+    # train each network (over --repeats seeds); the first seed plots and saves
+    seeds = [args.seed + r for r in range(args.repeats)]
+    for r, seed in enumerate(seeds):
+        for name in args.models:
+            of = f" (seed {seed}, {r + 1} of {len(seeds)})" if len(seeds) > 1 else ""
+            print(f"Training: {name}{of}")
+            result = run_network(name, setup, args, seed, out_dir if r == 0 else None)
+            timings["fit"] += result["fit_s"]
+            timings["evaluate"] += result["evaluate_s"]
+            entry = results.setdefault(
+                name,
+                {"kind": "network", "scores": {}, "params": result["params"], "best_epochs": []},
+            )
+            entry["best_epochs"].append(result["best_epoch"])
+            for key, value in result["scores"].items():
+                entry["scores"].setdefault(key, []).append(value)
+
+    # the results: one table of every network and baseline, on the same test targets
+    rows = summarise(results)
+    print()
+    print(setup["note"])
+    print_results(rows, args.protocol, windows["test"], len(seeds) > 1, "val" in splits)
+    verdict = naive_verdict(rows, len(seeds))
+    print(verdict)
+    over = f" (mean ± std over {len(seeds)} seeds)" if len(seeds) > 1 else ""
+    title = f"{stock}, {args.protocol} protocol: MAE per model and split{over}"
+    plot_comparison(rows, list(splits), title, out_dir / "comparison.png")
+
+    timings["total"] = time.perf_counter() - t_start
+    record = run_record(args, seeds)
+    record["protocol"], record["framing"] = args.protocol, args.framing
+    record["data"] = {
+        **data["source"],
+        "description": data["where"],
+        "rows": len(mid),
+        "first_date": str(data["dates"][0]),
+        "last_date": str(data["dates"][-1]),
+        "first_mid_prices": mid[:3].tolist(),
+        "repairs": data["repairs"],
+        "split": setup["sizes"],
+        "windows": windows,
+    }
+    record["timings_s"] = timings
+    record["metrics"] = {
+        row["model"]: {k: v for k, v in row.items() if k != "model"} for row in rows
+    }
+    record["per_seed"] = {
+        name: entry["scores"] for name, entry in results.items() if entry["kind"] == "network"
+    }
+    record.update(verdict=verdict, leaks=setup["leaks"], **setup["extra"])
+    save_json(record, out_dir / "metrics.json")
+    if args.show:
+        plt.show()
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    return run_main(run, args)
+
+
+# --- support code: begin
 # ---------------------------------------------------------------------------
-# Small helpers: the same block stands in each of the three lesson scripts, so
-# that every script can be copied and run on its own. They are not part of the
-# lesson proper; skip them on a first read.
+# Support code: skip it on a first read. Argument checks, one-line errors, atomic
+# writes, seeds, training with a per-batch loss record and a clean Ctrl-C, tables and
+# versions. The same block stands in each of the three lesson scripts (a test keeps
+# the copies identical), so that every script can be copied and run on its own.
 # ---------------------------------------------------------------------------
 
 
@@ -964,6 +1200,18 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         fail(f"{message} (see --help)")
+
+
+def parse_args_with_quick(parser, argv, quick):
+    """Parse argv; with --quick, the values in `quick` become the defaults.
+
+    An option given on the command line still wins over its --quick value.
+    """
+    args = parser.parse_args(argv)
+    if args.quick:
+        parser.set_defaults(**quick)
+        args = parser.parse_args(argv)
+    return args
 
 
 def positive_int(text):
@@ -986,6 +1234,17 @@ def non_negative_int(text):
     if not 0 <= value < 2**31:
         raise argparse.ArgumentTypeError(f"must be from 0 to 2**31 - 1, got {value}")
     return value
+
+
+def run_main(run, args):
+    """Run `run(args)` headless (unless --show); Ctrl-C gives one line and exit status 130."""
+    if not args.show:
+        matplotlib.use("Agg")  # save figures, never open a window
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted: stopped early; files already written are complete", file=sys.stderr)
+        return 130
 
 
 def prepare_out_dir(path):
@@ -1031,6 +1290,92 @@ def save_json(data, path):
     """Write a JSON record (atomically)."""
     text = json.dumps(data, indent=2, default=float) + "\n"
     write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+    print(f"saved {path}")
+
+
+def run_record(args, seeds):
+    """The head of every metrics.json: script, arguments, seeds, versions, backend."""
+    import keras
+
+    return {
+        "script": Path(__file__).name,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "seed": args.seed,
+        "seeds": list(seeds),
+        "versions": library_versions(),
+        "backend": keras.backend.backend(),
+    }
+
+
+def random_streams(seed, names):
+    """Independent NumPy generators, one per name, from one seed.
+
+    np.random.SeedSequence(seed).spawn gives streams that never overlap, so drawing
+    more training data never changes the evaluation data, and so on.
+    """
+    children = np.random.SeedSequence(seed).spawn(len(names))
+    return {name: np.random.default_rng(child) for name, child in zip(names, children)}
+
+
+def mean_std(values):
+    """Mean and sample standard deviation (ddof=1) over seeds; no std for one seed."""
+    values = np.asarray(values, dtype=float)
+    summary = {"mean": float(values.mean())}
+    if len(values) > 1:
+        summary["std"] = float(values.std(ddof=1))
+    return summary
+
+
+def compile_settings(steps_per_execution=1, jit_compile="auto"):
+    """Speed settings for model.compile, chosen per Keras backend.
+
+    XLA (jit_compile=True) is asked for on TensorFlow only: JAX compiles with XLA
+    anyway. PyTorch runs one step per call (Keras refuses more there).
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    return {
+        "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
+        "jit_compile": jit_compile if backend == "tensorflow" else "auto",
+    }
+
+
+def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=None, callbacks=()):
+    """model.fit, plus a record of the logs after every call of batches, and a clean Ctrl-C.
+
+    Returns {"history": each epoch's logs (Keras's History), "batches": the logs Keras
+    reported after each call of up to steps_per_execution batches, with "step" (batches
+    trained so far) and "epoch_step" (batches into the epoch), "fit_s": fit's seconds}.
+    """
+    import keras
+
+    batches = {"step": [], "epoch_step": []}
+    now = {"epoch": 0}
+
+    def record(batch, logs):
+        # Keras passes the index of the last batch of each call; the last call of an
+        # epoch may be short, so clip it to the epoch's end.
+        steps = recorder.params["steps"]  # batches per epoch
+        batches["epoch_step"].append(min(batch + 1, steps))
+        batches["step"].append(now["epoch"] * steps + batches["epoch_step"][-1])
+        for key, value in logs.items():
+            batches.setdefault(key, []).append(float(value))
+
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: now.update(epoch=epoch), on_train_batch_end=record
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=verbose,
+        validation_data=validation_data,
+        callbacks=[recorder, *callbacks, ctrl_c_callback()],
+    )
+    return {"history": history.history, "batches": batches, "fit_s": time.perf_counter() - start}
 
 
 def ctrl_c_callback():
@@ -1084,6 +1429,8 @@ def ctrl_c_callback():
 
 def library_versions():
     """Versions worth recording with every result."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import keras
 
     versions = {
@@ -1093,285 +1440,33 @@ def library_versions():
         "keras": keras.__version__,
         "backend": keras.backend.backend(),
     }
-    try:
-        from importlib.metadata import version
-
-        versions["tensorflow"] = version("tensorflow")
-    except Exception:  # TensorFlow is optional under another backend
-        pass
+    for package in ("tensorflow", "jax", "torch", "pandas", "scikit-learn"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:  # optional packages
+            pass
     return versions
 
 
 def print_table(rows, columns):
-    """Print a list of dicts as one plain, aligned text table."""
-    cells = [[str(c) for c in columns]]
-    for row in rows:
-        cells.append([_fmt(row.get(c, "")) for c in columns])
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    for n, r in enumerate(cells):
-        print("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
+    """Print a list of dicts as one plain, aligned text table (first column to the left)."""
+    cells = [[str(c) for c in columns]] + [[_fmt(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    for n, line in enumerate(cells):
+        print(
+            "  ".join(
+                [line[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(line[1:], widths[1:])]
+            )
+        )
         if n == 0:
             print("  ".join("-" * w for w in widths))
 
 
 def _fmt(value):
     return f"{value:.4f}" if isinstance(value, float) else str(value)
-# --- shared helpers: end
 
 
-def build_parser():
-    parser = ArgumentParser(
-        description=(
-            "The LSTM chapter's stock comparison: four networks predict a stock's mid price "
-            "4 days after a 7-day window, the lesson's way (--protocol lesson) or leak-free "
-            "(--protocol strict), against naive, SMA and EMA baselines."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--protocol", choices=("lesson", "strict"), default="lesson",
-                        help="lesson: every step as the chapter does it; strict: time-ordered "
-                        "train/val/test, scaler fitted on train only, no smoothing")
-    parser.add_argument("--csv", type=Path, default=None,
-                        help="price CSV with date, high, low columns (Kaggle all_stocks_5yr.csv or "
-                        "<TICKER>_data.csv); unset: data/all_stocks_5yr.csv if present, else "
-                        "matplotlib's Google prices")
-    parser.add_argument("--ticker", default="AAL", help="rows to use when the CSV has a Name column")
-    parser.add_argument("--train-size", type=positive_int, default=None,
-                        help="training rows; unset: the lesson's 1000 (or the same share of a "
-                        "shorter series); with only one of --train-size/--test-size, the other "
-                        "follows in the lesson's 1000:251 proportion")
-    parser.add_argument("--test-size", type=positive_int, default=None,
-                        help="test rows right after the training rows; unset: the lesson's 251 "
-                        "(or the same share)")
-    parser.add_argument("--look-back", type=positive_int, default=LOOK_BACK,
-                        help="days in each input window")
-    parser.add_argument("--foresight", type=positive_int, default=FORESIGHT,
-                        help="the label is foresight + 1 days after the window's last day")
-    parser.add_argument("--norm-window", type=positive_int, default=NORMALIZATION_WINDOW,
-                        help="lesson protocol: rows per window of the training normalisation")
-    parser.add_argument("--framing", choices=FRAMINGS, default=None,
-                        help="features: (samples, 1, look_back) as the lesson; timesteps: "
-                        "(samples, look_back, 1) so recurrent layers recur over the days; unset: "
-                        "features for lesson, timesteps for strict")
-    parser.add_argument("--models", nargs="+", choices=NETWORKS, default=list(NETWORKS),
-                        metavar="NAME", help=f"networks to train, any of: {', '.join(NETWORKS)}")
-    parser.add_argument("--epochs", type=positive_int, default=None,
-                        help=f"epochs per network; unset: {EPOCHS} (the lesson's), {QUICK_EPOCHS} with --quick")
-    parser.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, help="batch size")
-    parser.add_argument("--repeats", type=positive_int, default=1,
-                        help="train each network with this many seeds (seed, seed+1, ...); report mean ± std")
-    parser.add_argument("--seed", type=non_negative_int, default=7, help="random seed (0 or more)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"tiny run ({QUICK_EPOCHS} epochs) that shows every step in seconds")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                        help="Keras fit output: 0 silent, 1 progress bar, 2 one line per epoch")
-    parser.add_argument("--out-dir", type=Path, default=None,
-                        help="folder for figures, models and metrics.json; unset: "
-                        "outputs/stock_lstm_compare/<protocol>")
-    parser.add_argument("--show", action="store_true", help="also open the figures in a window")
-    return parser
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    args.epochs = args.epochs or (QUICK_EPOCHS if args.quick else EPOCHS)
-    args.framing = args.framing or ("features" if args.protocol == "lesson" else "timesteps")
-    args.models = [name for name in NETWORKS if name in args.models]
-    if args.out_dir is None:
-        args.out_dir = Path("outputs") / Path(__file__).stem / args.protocol
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted: stopped early; files already written are complete", file=sys.stderr)
-        return 130
-
-
-def run(args):
-    """The lesson's steps, or the strict protocol's, then one table of every model and baseline."""
-    t_start = time.perf_counter()
-    # load the data and check it fits the split: bad data stops here, before anything is written
-    try:
-        data = load_prices(args.csv, args.ticker)
-        mid = mid_prices(data["high"], data["low"])
-        given = args.train_size is not None or args.test_size is not None
-        train_size, test_size = split_sizes(len(mid), args.train_size, args.test_size)
-        check_sizes(len(mid), train_size, test_size, args.protocol, data["where"], args.look_back,
-                    args.foresight, args.norm_window, given)
-    except DataError as exc:
-        fail(str(exc))
-    timings = {"data": time.perf_counter() - t_start, "fit": 0.0, "evaluate": 0.0}
-
-    if not args.show:
-        matplotlib.use("Agg")
-    out_dir = prepare_out_dir(args.out_dir)
-    import keras
-
-    keras.utils.set_random_seed(args.seed)
-    print(f"data: {data['where']}, {len(mid)} days {data['dates'][0]} to {data['dates'][-1]}")
-    for repair in data["repairs"]:
-        print(f"data repair: {repair}")
-    print(f"mid prices: {len(mid)}, the first three {', '.join(f'{v:g}' for v in mid[:3])}")
-    unused = len(mid) - train_size - test_size
-    print(f"split: {train_size} training and {test_size} test mid prices"
-          + (f" ({unused} later rows unused)" if unused else ""))
-    stock = data["source"]["ticker"] or "prices"
-    plot_high_low(data["dates"], data["high"], data["low"], f"{stock}: daily high and low", out_dir / "prices.png")
-
-    # steps 1-4: the lesson's data preparation (or the strict one), with their figures
-    t0 = time.perf_counter()
-    steps = lesson_steps if args.protocol == "lesson" else strict_steps
-    setup = steps(mid, train_size, test_size, data["dates"], stock, args, out_dir)
-    timings["data"] += time.perf_counter() - t0
-    setup["sizes"]["unused"] = unused
-    splits = setup["splits"]
-    windows = {name: len(split["y"]) for name, split in splits.items()}
-    print("windows: " + ", ".join(f"{n} {name}" for name, n in windows.items())
-          + f" (look_back {args.look_back}, label {args.foresight + 1} steps after each window's last day)")
-    # step 5: reshape the windows for the networks
-    frames = {name: frame_inputs(split["x"], args.framing) for name, split in splits.items()}
-    input_shape = input_shape_for(args.framing, args.look_back)
-    print(f"inputs framed as (samples, {input_shape[0]}, {input_shape[1]}) ({args.framing})")
-
-    # extra – the baselines, scored on exactly the networks' targets
-    t0 = time.perf_counter()
-    scores = {name: {"kind": "baseline", "scores": {}} for name in BASELINES}
-    forecasts = {name: baseline_forecasts(split, args.look_back, args.foresight) for name, split in splits.items()}
-    for name in BASELINES:
-        add_scores(scores[name], splits, {split: forecasts[split][name] for split in splits}, setup)
-    timings["evaluate"] += time.perf_counter() - t0
-
-    # steps 6-7: train each network (over --repeats seeds); plot its losses and predictions
-    seeds = [args.seed + r for r in range(args.repeats)]
-    val = setup["val_split"]
-    for r, seed in enumerate(seeds):
-        for name in args.models:
-            keras.utils.set_random_seed(seed)
-            model = MODEL_BUILDERS[name](input_shape)
-            if r == 0:
-                model.summary()
-            print(f"Training: {name}" + (f" (seed {seed}, {r + 1} of {len(seeds)})" if len(seeds) > 1 else ""))
-            t0 = time.perf_counter()
-            history, best_epoch = train_network(
-                model, frames["train"], splits["train"]["y"], (frames[val], splits[val]["y"]),
-                epochs=args.epochs, batch_size=args.batch_size, monitor=setup["monitor"],
-                checkpoint_path=out_dir / f"{name}.keras" if r == 0 else None, verbose=args.verbose)
-            timings["fit"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            entry = scores.setdefault(name, {"kind": "network", "scores": {}, "params": model.count_params(),
-                                             "best_epochs": []})
-            entry["best_epochs"].append(best_epoch)
-            predictions = predict_splits(model, frames)
-            add_scores(entry, splits, predictions, setup)
-            timings["evaluate"] += time.perf_counter() - t0
-            if r == 0:
-                plot_losses(history, name, setup["val_label"], out_dir / f"losses_{name}.png")
-                plot_predictions(predictions["test"], splits["test"]["y"], setup["scaler"],
-                                 f"{name}: test predictions (MAE {entry['scores']['test_mae'][0]:.4f} scaled)",
-                                 out_dir / f"predictions_{name}.png")
-
-    # the results: one table of every network and baseline, on the same test targets
-    rows = summarise(scores)
-    print()
-    print(setup["note"])
-    print_results(rows, args.protocol, windows["test"], len(seeds) > 1, "val" in splits)
-    verdict = naive_verdict(rows, len(seeds))
-    print(verdict)
-    plot_comparison(rows, list(splits),
-                    f"{stock}, {args.protocol} protocol: MAE per model and split"
-                    + (f" (mean ± std over {len(seeds)} seeds)" if len(seeds) > 1 else ""),
-                    out_dir / "comparison.png")
-
-    timings["total"] = time.perf_counter() - t_start
-    record = {
-        "script": Path(__file__).name,
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "seed": args.seed,
-        "seeds": seeds,
-        "versions": library_versions(),
-        "backend": keras.backend.backend(),
-        "protocol": args.protocol,
-        "framing": args.framing,
-        "data": {
-            **data["source"],
-            "description": data["where"],
-            "rows": int(len(mid)),
-            "first_date": str(data["dates"][0]),
-            "last_date": str(data["dates"][-1]),
-            "first_mid_prices": [float(v) for v in mid[:3]],
-            "repairs": data["repairs"],
-            "split": setup["sizes"],
-            "windows": windows,
-        },
-        "timings_s": timings,
-        "metrics": {row["model"]: {k: v for k, v in row.items() if k != "model"} for row in rows},
-        "per_seed": {name: entry["scores"] for name, entry in scores.items() if entry["kind"] == "network"},
-        "verdict": verdict,
-        "leaks": setup["leaks"],
-        **setup["extra"],
-    }
-    save_json(record, out_dir / "metrics.json")
-    print(f"saved {out_dir / 'metrics.json'}")
-    if args.show:
-        plt.show()
-    return 0
-
-
-def lesson_steps(mid, train_size, test_size, dates, stock, args, out_dir):
-    """Steps 1-4 as the lesson does them, with its figures; returns what training and scoring need."""
-    prep = prepare_lesson(mid, train_size, test_size, args.look_back, args.foresight, args.norm_window)
-    plot_split({"train": prep["train_data"], "test": prep["test_data"]}, f"{stock}: the lesson's split",
-               out_dir / "split.png")
-    plot_smoothing(prep["train_norm"], prep["train_smooth"],
-                   f"Training data, window-normalised, before and after smoothing (gamma {SMOOTHING_GAMMA})",
-                   out_dir / "smoothing.png")
-    (sma_predictions, sma_error), (ema_predictions, ema_error) = prep["sma"], prep["ema"]
-    print(f"MSE error for standard averaging (window {SMA_WINDOW}, 0.5 x MSE): {sma_error:.5f}")
-    print(f"MSE error for EMA averaging (gamma {EMA_GAMMA}, 0.5 x MSE): {ema_error:.5f}")
-    print("  (one step ahead on the smoothed, normalised training data; the chapter reports "
-          "0.00444 and 0.00018 on AAL)")
-    plot_one_step(prep["train_smooth"], sma_predictions, SMA_WINDOW, dates,
-                  f"Simple moving average, window {SMA_WINDOW}: one step ahead", out_dir / "sma.png")
-    plot_one_step(prep["train_smooth"], ema_predictions, 0, dates,
-                  f"Exponential moving average, gamma {EMA_GAMMA}: one step ahead", out_dir / "ema.png")
-    return {
-        "splits": prep["splits"],
-        "scaler": prep["scaler"],  # the test data's own scaler, which the lesson's plot_predictions uses
-        "price_splits": ["test"],
-        "val_split": "test",  # the lesson validates on the test set ...
-        "monitor": "loss",  # ... and its ModelCheckpoint watches the training loss
-        "val_label": "test set",
-        "sizes": {"train": train_size, "test": test_size},
-        "note": lesson_leaks(args.norm_window),
-        "leaks": lesson_leaks(args.norm_window),
-        "extra": {"lesson_one_step": {"sma_error": sma_error, "ema_error": ema_error,
-                                      "metric": "0.5 x MSE, one step ahead, on the smoothed training data"}},
-    }
-
-
-def strict_steps(mid, train_size, test_size, dates, stock, args, out_dir):
-    """extra – the leak-free preparation and its split figure; returns what training and scoring need."""
-    prep = prepare_strict(mid, train_size, test_size, args.look_back, args.foresight)
-    splits = prep["splits"]
-    plot_split({name: split["raw"] for name, split in splits.items()}, f"{stock}: the strict split (time order)",
-               out_dir / "split.png")
-    sizes = {name: len(split["raw"]) for name, split in splits.items()}
-    note = (
-        f"strict protocol: time-ordered split {sizes['train']} train / {sizes['val']} validation / "
-        f"{sizes['test']} test; scaler fitted on the {sizes['train']} training rows only; no smoothing; "
-        "checkpoints chosen on validation; the test set is only scored."
-    )
-    return {
-        "splits": splits,
-        "scaler": prep["scaler"],  # fitted on the training rows only
-        "price_splits": ["val", "test"],
-        "val_split": "val",
-        "monitor": "val_loss",
-        "val_label": "validation split",
-        "sizes": sizes,
-        "note": note,
-        "leaks": "none known",
-        "extra": {},
-    }
+# --- support code: end
 
 
 if __name__ == "__main__":

@@ -82,12 +82,20 @@ def run_main(argv, capsys):
 
 
 def test_reads_kaggle_all_stocks_file_and_picks_the_ticker(tmp_path):
-    rows = price_rows("AAPL", 30, 60.0, seed=1) + AAL_FIRST_ROWS + price_rows("AAL", 27, 15.0, start="2013-02-13")
+    rows = (
+        price_rows("AAPL", 30, 60.0, seed=1)
+        + AAL_FIRST_ROWS
+        + price_rows("AAL", 27, 15.0, start="2013-02-13")
+    )
     data = slc.read_price_csv(write_csv(tmp_path / "all_stocks_5yr.csv", rows), "AAL")
     mid = slc.mid_prices(data["high"], data["low"])
     assert len(mid) == 30
     np.testing.assert_allclose(mid[:3], [14.875, 14.635, 14.305])
-    assert data["source"] == {"kind": "csv", "path": str(tmp_path / "all_stocks_5yr.csv"), "ticker": "AAL"}
+    assert data["source"] == {
+        "kind": "csv",
+        "path": str(tmp_path / "all_stocks_5yr.csv"),
+        "ticker": "AAL",
+    }
     assert data["repairs"] == []
     assert str(data["dates"][0]) == "2013-02-08"
 
@@ -99,7 +107,9 @@ def test_ticker_is_matched_whatever_its_letter_case(tmp_path):
 
 
 def test_reads_per_ticker_file_with_capitalised_headers(tmp_path):
-    path = write_csv(tmp_path / "AAL_data.csv", AAL_FIRST_ROWS, header="Date,Open,High,Low,Close,Volume,Name")
+    path = write_csv(
+        tmp_path / "AAL_data.csv", AAL_FIRST_ROWS, header="Date,Open,High,Low,Close,Volume,Name"
+    )
     data = slc.read_price_csv(path, "AAL")
     np.testing.assert_allclose(slc.mid_prices(data["high"], data["low"]), [14.875, 14.635, 14.305])
 
@@ -126,7 +136,11 @@ def test_without_csv_the_kaggle_file_in_data_is_used_when_present(tmp_path):
     (tmp_path / "data").mkdir()
     write_csv(tmp_path / "data" / "all_stocks_5yr.csv", AAL_FIRST_ROWS + price_rows("AAPL", 3))
     data = slc.load_prices(None, "AAL")  # the working folder is tmp_path
-    assert data["source"] == {"kind": "csv", "path": str(Path("data") / "all_stocks_5yr.csv"), "ticker": "AAL"}
+    assert data["source"] == {
+        "kind": "csv",
+        "path": str(Path("data") / "all_stocks_5yr.csv"),
+        "ticker": "AAL",
+    }
     assert len(data["high"]) == 3
 
 
@@ -186,9 +200,13 @@ def test_lesson_pipeline_arithmetic_by_hand_on_a_small_kaggle_csv(tmp_path):
     rows = rows + price_rows("ZZZ", 4, seed=3)  # another ticker, ignored
     data = slc.read_price_csv(write_csv(tmp_path / "all_stocks_5yr.csv", rows), "AAL")
     mid = slc.mid_prices(data["high"], data["low"])
-    np.testing.assert_allclose(mid, [14.875, 14.635, 14.305, 14.6, 14.8, 15.0, 14.5, 15.5, 16.0, 16.5, 15.0, 18.0])
+    np.testing.assert_allclose(
+        mid, [14.875, 14.635, 14.305, 14.6, 14.8, 15.0, 14.5, 15.5, 16.0, 16.5, 15.0, 18.0]
+    )
 
-    prep = slc.prepare_lesson(mid, train_size=8, test_size=4, look_back=2, foresight=1, normalization_window=4)
+    prep = slc.prepare_lesson(
+        mid, train_size=8, test_size=4, look_back=2, foresight=1, normalization_window=4
+    )
 
     # Window normalisation, window 4: [14.875 14.635 14.305 14.6] has min 14.305 and
     # max 14.875 (range 0.57); [14.8 15.0 14.5 15.5] has min 14.5, max 15.5 (range 1).
@@ -223,7 +241,9 @@ def test_lesson_pipeline_arithmetic_by_hand_on_a_small_kaggle_csv(tmp_path):
         ema = 0.5 * ema + 0.5 * smooth[i - 1]
         expected.append(ema)
     np.testing.assert_allclose(ema_predictions, expected)
-    assert ema_error == pytest.approx(0.5 * np.mean((np.array(expected[1:]) - np.array(smooth[1:])) ** 2))
+    assert ema_error == pytest.approx(
+        0.5 * np.mean((np.array(expected[1:]) - np.array(smooth[1:])) ** 2)
+    )
 
 
 def test_window_normalisation_refits_per_window_including_a_short_last_one():
@@ -232,7 +252,9 @@ def test_window_normalisation_refits_per_window_including_a_short_last_one():
 
 
 def test_exponential_smoothing_starts_from_zero():
-    np.testing.assert_allclose(slc.exponential_smoothing([1.0, 1.0, 1.0], 0.1)[:, 0], [0.1, 0.19, 0.271])
+    np.testing.assert_allclose(
+        slc.exponential_smoothing([1.0, 1.0, 1.0], 0.1)[:, 0], [0.1, 0.19, 0.271]
+    )
     np.testing.assert_allclose(slc.exponential_smoothing([2.0, 4.0], 0.5)[:, 0], [1.0, 2.5])
 
 
@@ -273,18 +295,57 @@ def test_four_step_baselines_forecast_the_networks_targets():
     assert slc.mae(y, slc.naive_forecast(x)) == pytest.approx((14 + 28 + 56) / 3)
 
 
+def test_ema_forecast_with_gamma_other_than_a_half_matches_the_lessons_loop():
+    # gamma weights the OLD average (the lesson's EMA); pandas' alpha = 1 - gamma the new value
+    series = np.array([3.0, 5.0, 4.0, 10.0, 8.0, 9.0, 1.0, 7.0])
+    level, ema = series[0], []
+    for x in series:
+        level = 0.8 * level + 0.2 * x
+        ema.append(level)
+    origins = np.arange(len(series) - 2 - 1) + 2 - 1  # each window's last value
+    np.testing.assert_allclose(slc.ema_forecast(series, 2, 1, gamma=0.8), np.array(ema)[origins])
+    assert not np.allclose(slc.ema_forecast(series, 2, 1, gamma=0.2), np.array(ema)[origins])
+
+
+def test_sma_forecast_matches_a_plain_loop():
+    series = np.random.default_rng(0).normal(size=40)
+    ends = range(2, 37)  # each window's last value: 40 - 3 - 2 = 35 windows of 3
+    expected = [series[max(0, end - 5 + 1) : end + 1].mean() for end in ends]
+    np.testing.assert_allclose(slc.sma_forecast(series, 3, 2, window_size=5), expected)
+
+
+def test_the_lessons_loops_match_the_pandas_one_liners_in_their_docstrings():
+    import pandas as pd
+
+    x = np.random.default_rng(1).uniform(size=60)
+    smoothed = pd.Series([0.0, *x]).ewm(alpha=0.1, adjust=False).mean()[1:]
+    np.testing.assert_allclose(slc.exponential_smoothing(x, 0.1)[:, 0], smoothed)
+    predictions = pd.Series([0.0, *x[:-1]]).ewm(alpha=1 - 0.7, adjust=False).mean()
+    np.testing.assert_allclose(slc.ema_one_step(x, 0.7)[0], predictions)
+    sma = pd.Series(x).rolling(26).mean().shift(1)[26:]
+    np.testing.assert_allclose(slc.sma_one_step(x, 26)[0], sma)
+
+
 # ---------------------------------------------------------------------------
 # The strict protocol
 # ---------------------------------------------------------------------------
 
 
 def test_strict_scaler_is_fitted_on_training_rows_only():
-    mid = np.concatenate([np.linspace(10, 20, 80), np.linspace(50, 90, 20), np.linspace(200, 300, 30)])
+    mid = np.concatenate(
+        [np.linspace(10, 20, 80), np.linspace(50, 90, 20), np.linspace(200, 300, 30)]
+    )
     prep = slc.prepare_strict(mid, train_size=100, test_size=30)
     scaler, splits = prep["scaler"], prep["splits"]
-    assert (len(splits["train"]["raw"]), len(splits["val"]["raw"]), len(splits["test"]["raw"])) == (80, 20, 30)
+    assert (len(splits["train"]["raw"]), len(splits["val"]["raw"]), len(splits["test"]["raw"])) == (
+        80,
+        20,
+        30,
+    )
     assert scaler.data_min_[0] == 10 and scaler.data_max_[0] == 20
-    assert splits["test"]["series"].min() > 1  # test prices beyond the training range stay beyond it
+    assert (
+        splits["test"]["series"].min() > 1
+    )  # test prices beyond the training range stay beyond it
     np.testing.assert_allclose(splits["test"]["y"][0], (mid[100 + 10] - 10) / 10)
 
 
@@ -296,7 +357,9 @@ finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinit
 
 
 @settings(max_examples=60, deadline=None)
-@given(values=st.lists(finite, max_size=60), look_back=st.integers(1, 10), foresight=st.integers(0, 10))
+@given(
+    values=st.lists(finite, max_size=60), look_back=st.integers(1, 10), foresight=st.integers(0, 10)
+)
 def test_create_dataset_windows_and_labels_for_any_sizes(values, look_back, foresight):
     series = np.array(values, dtype=float)
     x, y = slc.create_dataset(series, look_back, foresight)
@@ -351,8 +414,18 @@ EXPECTED_LAYERS = {
 # LSTM 4*(32*(7+32) + 32) + 33; stacked 4*(16*(7+16) + 16) + 4*(16*32 + 16) + 17.
 # With the (samples, 7, 1) framing each recurrent layer sees 1 input value, not 7.
 EXPECTED_PARAMS = {
-    "features": {"feed_forward": 1153, "simple_gru": 3969, "simple_lstm": 5153, "lstm_stacked": 3665},
-    "timesteps": {"feed_forward": 1153, "simple_gru": 3393, "simple_lstm": 4385, "lstm_stacked": 3281},
+    "features": {
+        "feed_forward": 1153,
+        "simple_gru": 3969,
+        "simple_lstm": 5153,
+        "lstm_stacked": 3665,
+    },
+    "timesteps": {
+        "feed_forward": 1153,
+        "simple_gru": 3393,
+        "simple_lstm": 4385,
+        "lstm_stacked": 3281,
+    },
 }
 
 
@@ -371,21 +444,81 @@ def test_the_four_networks_layers_and_parameter_counts(framing):
     lstm = slc.simple_lstm(shape).layers[0]
     assert (lstm.units, lstm.dropout, lstm.recurrent_dropout) == (32, 0.0, 0.0)
     first, second = slc.lstm_stacked(shape).layers[:2]
-    assert (first.units, first.dropout, first.recurrent_dropout, first.return_sequences) == (16, 0.1, 0.2, True)
-    assert (second.units, second.dropout, second.recurrent_dropout, second.return_sequences) == (16, 0.1, 0.2, False)
+    assert (first.units, first.dropout, first.recurrent_dropout, first.return_sequences) == (
+        16,
+        0.1,
+        0.2,
+        True,
+    )
+    assert (second.units, second.dropout, second.recurrent_dropout, second.return_sequences) == (
+        16,
+        0.1,
+        0.2,
+        False,
+    )
+
+
+def test_run_network_keeps_the_best_epoch_by_the_protocols_monitor(tmp_path):
+    mid = 30 + np.sin(np.arange(400) / 9.0) + np.arange(400) / 50.0
+    prep = slc.prepare_strict(mid, train_size=300, test_size=100)
+    frames = {name: slc.frame_inputs(s["x"], "timesteps") for name, s in prep["splits"].items()}
+    setup = {
+        **prep,
+        "frames": frames,
+        "input_shape": (7, 1),
+        "price_splits": ["val", "test"],
+        "val_split": "val",
+        "monitor": "val_loss",
+        "val_label": "validation split",
+    }
+    args = slc.parse_args(["--epochs", "6", "--verbose", "0", "--batch-size", "16"])
+    result = slc.run_network("feed_forward", setup, args, seed=3, out_dir=tmp_path)
+    val_loss = result["history"]["val_loss"]
+    assert len(val_loss) == 6 and result["best_epoch"] == int(np.argmin(val_loss)) + 1
+    # the weights kept are the best epoch's: the model scores that epoch's validation loss again
+    assert result["scores"]["val_mae"] == pytest.approx(min(val_loss), rel=1e-4)
+    saved = {"feed_forward.keras", "losses_feed_forward.png", "predictions_feed_forward.png"}
+    assert {p.name for p in tmp_path.iterdir()} == saved
 
 
 # ---------------------------------------------------------------------------
 # Whole runs
 # ---------------------------------------------------------------------------
 
-LESSON_FILES = {"prices.png", "split.png", "smoothing.png", "sma.png", "ema.png", "comparison.png", "metrics.json"}
+LESSON_FILES = {
+    "prices.png",
+    "split.png",
+    "smoothing.png",
+    "sma.png",
+    "ema.png",
+    "comparison.png",
+    "metrics.json",
+}
 ROWS = set(slc.NETWORKS) | set(slc.BASELINES)
 
 
+def load_record(out_dir):
+    """metrics.json, refusing NaN and Infinity (not JSON, and never written)."""
+
+    def refuse(name):
+        raise AssertionError(f"metrics.json holds {name}")
+
+    return json.loads((out_dir / "metrics.json").read_text(), parse_constant=refuse)
+
+
 def check_run(out_dir, stdout, protocol, windows):
-    record = json.loads((out_dir / "metrics.json").read_text())
-    for key in ("script", "args", "seed", "versions", "backend", "data", "timings_s", "metrics", "verdict"):
+    record = load_record(out_dir)
+    for key in (
+        "script",
+        "args",
+        "seed",
+        "versions",
+        "backend",
+        "data",
+        "timings_s",
+        "metrics",
+        "verdict",
+    ):
         assert key in record
     assert set(record["timings_s"]) >= {"data", "fit", "evaluate"}
     assert record["protocol"] == protocol
@@ -394,7 +527,9 @@ def check_run(out_dir, stdout, protocol, windows):
     assert set(record["metrics"]) == ROWS
     assert sorted(row["rank"] for row in record["metrics"].values()) == list(range(1, 8))
     for name in slc.NETWORKS:
-        assert {f"{name}.keras", f"losses_{name}.png", f"predictions_{name}.png"} <= {p.name for p in out_dir.iterdir()}
+        assert {f"{name}.keras", f"losses_{name}.png", f"predictions_{name}.png"} <= {
+            p.name for p in out_dir.iterdir()
+        }
     assert "naive last-value baseline" in stdout and record["verdict"] in stdout
     assert "rank" in stdout and "test MAE" in stdout
     return record
@@ -406,7 +541,9 @@ def test_lesson_protocol_runs_end_to_end_on_the_fallback(tmp_path, capsys):
     assert code == 0
     record = check_run(out_dir, stdout, "lesson", {"train": 827, "test": 200})
     assert LESSON_FILES <= {p.name for p in out_dir.iterdir()}
-    assert record["framing"] == "features" and record["args"]["epochs"] == slc.QUICK_EPOCHS
+    assert record["framing"] == "features" and record["args"]["epochs"] == slc.QUICK["epochs"]
+    network = record["metrics"]["simple_lstm"]
+    assert network["best_epochs"][0] in (1, 2) and "test_mae_std" not in network  # one seed: no std
     assert "leaks in the lesson protocol" in stdout and record["leaks"] in stdout
     assert record["metrics"]["simple_lstm"]["params"] == 5153
     assert set(record["lesson_one_step"]) >= {"sma_error", "ema_error"}
@@ -416,7 +553,9 @@ def test_lesson_protocol_runs_end_to_end_on_the_fallback(tmp_path, capsys):
 
 def test_strict_protocol_runs_end_to_end_on_the_fallback(tmp_path, capsys):
     out_dir = tmp_path / "strict"
-    code, stdout, _ = run_main(["--protocol", "strict", "--quick", "--verbose", "0", "--out-dir", out_dir], capsys)
+    code, stdout, _ = run_main(
+        ["--protocol", "strict", "--quick", "--verbose", "0", "--out-dir", out_dir], capsys
+    )
     assert code == 0
     record = check_run(out_dir, stdout, "strict", {"train": 660, "val": 157, "test": 200})
     assert record["framing"] == "timesteps" and record["metrics"]["simple_lstm"]["params"] == 4385
@@ -428,20 +567,41 @@ def test_strict_protocol_runs_end_to_end_on_the_fallback(tmp_path, capsys):
 
 def test_csv_run_with_repeats_records_repairs_and_seeds(tmp_path, capsys):
     rows = price_rows("AAL", 420, 15.0, seed=4)
-    rows = rows[200:] + rows[:200] + [rows[5]] + price_rows("AAPL", 30, seed=5)  # unsorted, one repeat
+    rows = (
+        rows[200:] + rows[:200] + [rows[5]] + price_rows("AAPL", 30, seed=5)
+    )  # unsorted, one repeat
     csv = write_csv(tmp_path / "all_stocks_5yr.csv", rows)
     out_dir = tmp_path / "out"
-    argv = ["--csv", csv, "--protocol", "strict", "--models", "simple_gru", "feed_forward", "--repeats", "2",
-            "--epochs", "1", "--verbose", "0", "--out-dir", out_dir]
+    argv = [
+        "--csv",
+        csv,
+        "--protocol",
+        "strict",
+        "--models",
+        "simple_gru",
+        "feed_forward",
+        "--repeats",
+        "2",
+        "--epochs",
+        "1",
+        "--verbose",
+        "0",
+        "--out-dir",
+        out_dir,
+    ]
     code, stdout, _ = run_main(argv, capsys)
     assert code == 0
-    record = json.loads((out_dir / "metrics.json").read_text())
+    record = load_record(out_dir)
     assert record["data"]["ticker"] == "AAL" and record["data"]["rows"] == 420
     assert len(record["data"]["repairs"]) == 2 and stdout.count("data repair:") == 2
     assert record["seeds"] == [7, 8]
     assert set(record["per_seed"]) == {"feed_forward", "simple_gru"}  # in the lesson's order
     assert all(len(v["test_mae"]) == 2 for v in record["per_seed"].values())
     assert "± std" in stdout and "mean over 2 seeds" in stdout
+    for name, values in record["per_seed"].items():  # sample std (ddof=1) over the 2 seeds
+        expected = np.std(values["test_mae"], ddof=1)
+        assert record["metrics"][name]["test_mae_std"] == pytest.approx(expected)
+    assert "test_mae_std" not in record["metrics"]["naive_last_value"]  # one value: no std
     assert {p.name for p in out_dir.glob("*.keras")} == {"feed_forward.keras", "simple_gru.keras"}
     ranks = sorted(record["metrics"].items(), key=lambda item: item[1]["rank"])
     assert [m["test_mae"] for _, m in ranks] == sorted(m["test_mae"] for _, m in ranks)
@@ -473,7 +633,9 @@ def test_help_answers_without_importing_keras_or_sklearn():
         "try:\n    s.main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
         "print(sorted(m for m in ('keras', 'tensorflow', 'sklearn', 'pandas') if m in sys.modules))"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert "--protocol" in result.stdout and "--ticker" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
@@ -498,41 +660,109 @@ def _csv_cases(tmp):
     write_csv(tmp / "header.csv", [])
     cases.append(("header only", ["--csv", tmp / "header.csv"], ["header.csv", "no data rows"]))
     (tmp / "cols.csv").write_text("Date,Open,Close,Volume\n2013-02-08,1,2,3\n")
-    cases.append(("missing columns", ["--csv", tmp / "cols.csv"],
-                  ["has no high, low columns", "columns found: Date, Open, Close, Volume"]))
+    cases.append(
+        (
+            "missing columns",
+            ["--csv", tmp / "cols.csv"],
+            ["has no high, low columns", "columns found: Date, Open, Close, Volume"],
+        )
+    )
     many = [row for k in range(25) for row in price_rows(f"T{k:02d}", 2, seed=k)]
     write_csv(tmp / "many.csv", many)
-    cases.append(("unknown ticker", ["--csv", tmp / "many.csv", "--ticker", "XYZ"],
-                  ["'XYZ'", "25 tickers available", "the first 20: T00, T01", "T19;"]))
+    cases.append(
+        (
+            "unknown ticker",
+            ["--csv", tmp / "many.csv", "--ticker", "XYZ"],
+            ["'XYZ'", "25 tickers available", "the first 20: T00, T01", "T19;"],
+        )
+    )
     write_csv(tmp / "short.csv", good[:100])
-    cases.append(("too few rows", ["--csv", tmp / "short.csv"],
-                  ["too few rows", "at least 313 rows", "found 100", "short.csv"]))
-    cases.append(("too few rows strict", ["--csv", tmp / "short.csv", "--protocol", "strict", "--look-back", "40"],
-                  ["too few rows: the strict protocol", "found 100"]))
+    cases.append(
+        (
+            "too few rows",
+            ["--csv", tmp / "short.csv"],
+            ["too few rows", "at least 313 rows", "found 100", "short.csv"],
+        )
+    )
+    cases.append(
+        (
+            "too few rows strict",
+            ["--csv", tmp / "short.csv", "--protocol", "strict", "--look-back", "40"],
+            ["too few rows: the strict protocol", "found 100"],
+        )
+    )
     bad = list(good)
     bad[9] = set_field(bad[9], 2, "abc")
     write_csv(tmp / "text.csv", bad)
-    cases.append(("non-numeric price", ["--csv", tmp / "text.csv"], ["column 'high'", "line 11: 'abc'", "not numbers"]))
+    cases.append(
+        (
+            "non-numeric price",
+            ["--csv", tmp / "text.csv"],
+            ["column 'high'", "line 11: 'abc'", "not numbers"],
+        )
+    )
     nan = list(good)
     nan[20] = set_field(nan[20], 3, "")
     write_csv(tmp / "nan.csv", nan)
-    cases.append(("missing price", ["--csv", tmp / "nan.csv"], ["column 'low'", "line 22: (empty)"]))
+    cases.append(
+        ("missing price", ["--csv", tmp / "nan.csv"], ["column 'low'", "line 22: (empty)"])
+    )
     dup = list(good)
     dup.insert(50, set_field(good[49], 2, "99.0"))
     write_csv(tmp / "dup.csv", dup)
-    cases.append(("conflicting duplicate dates", ["--csv", tmp / "dup.csv"], ["more than once with different prices"]))
+    cases.append(
+        (
+            "conflicting duplicate dates",
+            ["--csv", tmp / "dup.csv"],
+            ["more than once with different prices"],
+        )
+    )
     dates = list(good)
     dates[3] = set_field(dates[3], 0, "yesterday")
     write_csv(tmp / "dates.csv", dates)
-    cases.append(("unreadable date", ["--csv", tmp / "dates.csv"], ["column 'date'", "'yesterday'", "not dates"]))
-    cases.append(("split larger than series", ["--train-size", "1000", "--test-size", "251"],
-                  ["1000 + 251 = 1251 rows", "only 1047"]))
-    cases.append(("look-back too long for the split", ["--look-back", "300"], ["too small here", "--look-back"]))
-    cases.append(("train size too small", ["--train-size", "100", "--test-size", "50"],
-                  ["--train-size 100 is too small", "at least 250"]))
+    cases.append(
+        (
+            "unreadable date",
+            ["--csv", tmp / "dates.csv"],
+            ["column 'date'", "'yesterday'", "not dates"],
+        )
+    )
+    cases.append(
+        (
+            "split larger than series",
+            ["--train-size", "1000", "--test-size", "251"],
+            ["1000 + 251 = 1251 rows", "only 1047"],
+        )
+    )
+    cases.append(
+        (
+            "look-back too long for the split",
+            ["--look-back", "300"],
+            ["too small here", "--look-back"],
+        )
+    )
+    cases.append(
+        (
+            "train size too small",
+            ["--train-size", "100", "--test-size", "50"],
+            ["--train-size 100 is too small", "at least 250"],
+        )
+    )
     (tmp / "a_file").write_text("x")
-    cases.append(("out-dir is a file", ["--out-dir", tmp / "a_file", "--epochs", "1"], ["is a file, not a folder"]))
-    cases.append(("out-dir cannot be made", ["--out-dir", tmp / "a_file" / "sub"], ["cannot write to --out-dir"]))
+    cases.append(
+        (
+            "out-dir is a file",
+            ["--out-dir", tmp / "a_file", "--epochs", "1"],
+            ["is a file, not a folder"],
+        )
+    )
+    cases.append(
+        (
+            "out-dir cannot be made",
+            ["--out-dir", tmp / "a_file" / "sub"],
+            ["cannot write to --out-dir"],
+        )
+    )
     cases.append(("negative seed", ["--seed", "-1"], ["--seed"]))
     return cases
 
@@ -591,7 +821,9 @@ def test_unreadable_csv(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exc:
         slc.main(["--csv", str(path), "--out-dir", str(tmp_path / "out")])
     assert exc.value.code == 2
-    expected = f"error: cannot read --csv {path} (Permission denied); check the file and its permissions"
+    expected = (
+        f"error: cannot read --csv {path} (Permission denied); check the file and its permissions"
+    )
     assert capsys.readouterr().err.strip() == expected
     assert not (tmp_path / "out").exists()
 
@@ -606,11 +838,29 @@ def test_ctrl_c_during_fit_exits_130_and_leaves_whole_files(tmp_path):
     # headless with MPLBACKEND and DISPLAY unset: the script must not need either
     env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "DISPLAY")}
     env["PYTHONUNBUFFERED"] = "1"
-    cmd = [sys.executable, str(SCRIPT), "--models", "feed_forward", "simple_lstm", "--epochs", "40",
-           "--verbose", "2", "--out-dir", str(out_dir)]
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--models",
+        "feed_forward",
+        "simple_lstm",
+        "--epochs",
+        "12",
+        "--verbose",
+        "2",
+        "--out-dir",
+        str(out_dir),
+    ]
     # a shell that starts pytest in the background ignores SIGINT; restore the default in the child
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     deadline = time.monotonic() + 120
@@ -632,15 +882,26 @@ def test_ctrl_c_during_fit_exits_130_and_leaves_whole_files(tmp_path):
             proc.kill()
             proc.wait()
     assert code == 130, err
-    assert err.strip().splitlines()[-1] == "interrupted: stopped early; files already written are complete"
+    assert (
+        err.strip().splitlines()[-1]
+        == "interrupted: stopped early; files already written are complete"
+    )
     assert "Traceback" not in err
 
     import keras
     import matplotlib.image
 
     names = {p.name for p in out_dir.iterdir()}
-    assert {"prices.png", "split.png", "smoothing.png", "sma.png", "ema.png", "feed_forward.keras",
-            "losses_feed_forward.png", "predictions_feed_forward.png"} <= names
+    assert {
+        "prices.png",
+        "split.png",
+        "smoothing.png",
+        "sma.png",
+        "ema.png",
+        "feed_forward.keras",
+        "losses_feed_forward.png",
+        "predictions_feed_forward.png",
+    } <= names
     assert "simple_lstm.keras" not in names  # stopped before its fit ended: not written at all
     assert not [n for n in names if n.startswith(".tmp-")]
     for path in out_dir.glob("*.png"):
@@ -657,9 +918,19 @@ def test_quick_run_under_jax_backend(tmp_path):
     env = dict(os.environ, KERAS_BACKEND="jax")
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--verbose", "0", "--out-dir", str(out)],
-        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads((out / "metrics.json").read_text())
     assert record["backend"] == "jax"
-    assert set(record["metrics"]) >= {"feed_forward", "simple_gru", "simple_lstm", "lstm_stacked", "naive_last_value"}
+    assert set(record["metrics"]) >= {
+        "feed_forward",
+        "simple_gru",
+        "simple_lstm",
+        "lstm_stacked",
+        "naive_last_value",
+    }
