@@ -6,7 +6,9 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -64,10 +66,30 @@ def test_property_labels_monotone_and_follow_rule(n_sequences, n_timesteps, seed
 
 def test_lesson_examples_and_the_boundary():
     # the lesson's two printed examples (its tables 10.3/10.4 and 10.11)
-    x1 = [0.63144003, 0.29414551, 0.91587952, 0.95189228, 0.32195638,
-          0.60742236, 0.83895793, 0.18023048, 0.84762691, 0.29165514]
-    x2 = [0.22228819, 0.26882207, 0.069623, 0.91477783, 0.02095862,
-          0.71322527, 0.90159654, 0.65000306, 0.88845226, 0.4037031]
+    x1 = [
+        0.63144003,
+        0.29414551,
+        0.91587952,
+        0.95189228,
+        0.32195638,
+        0.60742236,
+        0.83895793,
+        0.18023048,
+        0.84762691,
+        0.29165514,
+    ]
+    x2 = [
+        0.22228819,
+        0.26882207,
+        0.069623,
+        0.91477783,
+        0.02095862,
+        0.71322527,
+        0.90159654,
+        0.65000306,
+        0.88845226,
+        0.4037031,
+    ]
     assert bc.cumsum_labels(x1).tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 1, 1]
     assert bc.cumsum_labels(x2).tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
     # the lesson writes `0 if x < limit else 1`: reaching the limit exactly gives 1
@@ -123,11 +145,67 @@ def test_majority_baseline_on_the_lesson_problem():
 
 def test_batch_values_undo_the_running_mean():
     # three chunks of 20 samples with means 1, 3, 2, then a new epoch with mean 5
-    record = {"samples": [20, 40, 60, 20], "loss": [1.0, 2.0, 2.0, 5.0],
-              "accuracy": [0.5, 0.75, 0.5, 1.0], "batches": [2, 4, 6, 8]}
-    values = bc.batch_values(record)
+    record = {
+        "step": [2, 4, 6, 8],
+        "epoch_step": [2, 4, 6, 2],
+        "loss": [1.0, 2.0, 2.0, 5.0],
+        "accuracy": [0.5, 0.75, 0.5, 1.0],
+    }
+    values = bc.batch_values(record, batch_size=10, n_train=60)
     np.testing.assert_allclose(values["loss"], [1.0, 3.0, 2.0, 5.0])
     np.testing.assert_allclose(values["accuracy"], [0.5, 1.0, 0.0, 1.0])
+    # 55 sequences: the last chunk holds 15, not 20 (20 with mean 1, 20 with 3, 15 with 4)
+    record = {
+        "step": [2, 4, 6],
+        "epoch_step": [2, 4, 6],
+        "loss": [1.0, 2.0, (20 * 1 + 20 * 3 + 15 * 4) / 55],
+        "accuracy": [1.0, 1.0, 1.0],
+    }
+    values = bc.batch_values(record, batch_size=10, n_train=55)
+    np.testing.assert_allclose(values["loss"], [1.0, 3.0, 4.0])
+    np.testing.assert_allclose(values["accuracy"], [1.0, 1.0, 1.0])
+
+
+def test_train_network_steps_when_steps_per_execution_does_not_divide_the_epoch():
+    # 23 batches per epoch (the last one short) and 5 batches per call: the calls end
+    # at batches 5, 10, 15, 20 and 23 of each epoch
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(loss="mse", optimizer="sgd", metrics=["accuracy"], steps_per_execution=5)
+    x, y = np.zeros((225, 4), "float32"), np.zeros((225, 1), "float32")
+    batches = bc.train_network(model, x, y, epochs=2, batch_size=10, verbose=0)["batches"]
+    assert batches["step"] == [5, 10, 15, 20, 23, 28, 33, 38, 43, 46]
+    assert batches["epoch_step"] == [5, 10, 15, 20, 23] * 2
+    assert max(batches["epoch_step"]) == 23
+    assert len(batches["loss"]) == len(batches["accuracy"]) == 10
+
+
+def test_evaluation_set_does_not_change_with_n_train(monkeypatch):
+    small, large = bc.lesson_data(7, 10, 300, 50, 3), bc.lesson_data(7, 10, 400, 50, 3)
+    assert len(small[0][0]) == 300 and len(large[0][0]) == 400
+    for a, b in zip(small[1:], large[1:]):  # the evaluation and the prediction sets
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(bc.lesson_data(8, 10, 300, 50, 3)[1][0], small[1][0])
+
+    # the script's run draws its data the same way: record what each model is given
+    given_data = []
+
+    def fake_run_lesson(build, data, seed, *args, **kwargs):
+        given_data.append(data)
+        model = SimpleNamespace(count_params=lambda: 0)
+        return {"model": model, "scores": {}, "training": {"fit_s": 0.0, "evaluate_s": 0.0}}
+
+    monkeypatch.setattr(bc, "run_lesson", fake_run_lesson)
+    timings = {"data": 0.0, "fit": 0.0, "evaluate": 0.0}
+    for n_train in ("300", "400"):
+        bc.run_seed(bc.parse_args(["--quick", "--n-train", n_train]), 7, timings)
+    first, last = given_data[0], given_data[-1]
+    assert len(first[0][0]) == 300 and len(last[0][0]) == 400
+    np.testing.assert_array_equal(first[1][0], last[1][0])  # evaluation set
+    np.testing.assert_array_equal(first[2][0], last[2][0])  # prediction sequences
 
 
 # ---------------------------------------------------------------------------
@@ -143,6 +221,9 @@ def test_parameter_counts_match_the_lesson():
     assert tuple(model.output_shape) == (None, 10, 1)
     assert bc.forward_lstm(10, 50).count_params() == 10_400 + 51
     assert bc.backward_lstm(10, 50).count_params() == 10_400 + 51
+    # speed settings sit in SPEED, used at compile time, never in the model builders
+    assert not model.layers[0].forward_layer.unroll
+    assert bc.SPEED == {"steps_per_execution": 50, "jit_compile": True}
 
 
 @pytest.mark.parametrize("mode, features", [("sum", 50), ("mul", 50), ("concat", 100), ("ave", 50)])
@@ -184,20 +265,24 @@ def test_backward_model_scores_step_t_against_label_t():
 # ---------------------------------------------------------------------------
 
 
-def test_model_beats_the_majority_baseline_on_fresh_data():
-    import keras
-
+def test_the_lesson_flow_beats_the_majority_baseline_on_fresh_data():
     X, y = bc.get_sequences(5_000, 10, rng=21)
     X_eval, y_eval = bc.get_sequences(1_000, 10, rng=22)
-    keras.utils.set_random_seed(21)
-    model = bc.bidirectional_lstm(10, 50)
-    bc.train_network(model, X, y, batch_size=10, epochs=1, verbose=0)
-    scores = bc.evaluate_network(model, X_eval, y_eval)
-    majority = bc.score_labels(
-        y_eval, bc.predict_majority(bc.majority_baseline(y), len(y_eval))
-    )
+    data = [(X, y), (X_eval, y_eval), bc.get_sequences(10, 10, rng=23)]
+    build = partial(bc.bidirectional_lstm, 10, 50)
+    result = bc.run_lesson(build, data, seed=21, batch_size=10, epochs=1, verbose=0)
+    scores = result["scores"]
+    majority = bc.score_labels(y_eval, bc.predict_majority(bc.majority_baseline(y), len(y_eval)))
     assert scores["per_step_accuracy"] > majority["per_step_accuracy"] + 0.04
     assert scores["sequence_accuracy"] > majority["sequence_accuracy"] + 0.15
+    # the training record covers the 500 batches, and the loss falls along the epoch
+    batches = result["training"]["batches"]
+    assert batches["step"][-1] == batches["epoch_step"][-1] == 500
+    values = bc.batch_values(batches, 10, 5_000)
+    assert values["loss"][-1] < 0.5 * values["loss"][0]
+    # 10.6: one line per new sequence
+    assert len(result["lines"]) == len(result["predictions"]) == 10
+    assert all(line.startswith("y=[") for line in result["lines"])
 
 
 # ---------------------------------------------------------------------------
@@ -218,14 +303,28 @@ def check_files_whole(folder):
 
 def test_quick_run_writes_every_promised_file(tmp_path, capsys):
     out = tmp_path / "out"
-    code = bc.main(["--quick", "--verbose", "0", "--out-dir", str(out),
-                    "--compare-directions", "--compare-merge-modes"])
+    code = bc.main(
+        [
+            "--quick",
+            "--verbose",
+            "0",
+            "--out-dir",
+            str(out),
+            "--compare-directions",
+            "--compare-merge-modes",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     expected = {
-        "example_sequence.png", "training_curve.png", "step_accuracy.png",
-        "compare_directions.png", "compare_merge_modes.png", "metrics.json",
-        "bidirectional_lstm.keras", "forward_lstm.keras",
+        "example_sequence.png",
+        "training_curve.png",
+        "step_accuracy.png",
+        "compare_directions.png",
+        "compare_merge_modes.png",
+        "metrics.json",
+        "bidirectional_lstm.keras",
+        "forward_lstm.keras",
     }
     assert {p.name for p in out.iterdir()} == expected
     check_files_whole(out)
@@ -247,7 +346,11 @@ def test_quick_run_writes_every_promised_file(tmp_path, capsys):
     assert metrics["bidirectional_lstm"]["params"] == 20_901
     assert metrics["forward_lstm"]["params"] == 10_451
     assert set(record["compare_directions"]) == {
-        "majority_per_step", "forward", "backward", "bidirectional"}
+        "majority_per_step",
+        "forward",
+        "backward",
+        "bidirectional",
+    }
     assert set(record["compare_merge_modes"]) == {"majority_per_step", *bc.MERGE_MODES}
     assert record["compare_merge_modes"]["concat"] == metrics["bidirectional_lstm"]
     assert len(record["predictions"]) == 10
@@ -263,8 +366,26 @@ def test_quick_run_writes_every_promised_file(tmp_path, capsys):
 
 def test_repeats_give_mean_and_std(tmp_path):
     out = tmp_path / "out"
-    assert bc.main(["--quick", "--verbose", "0", "--repeats", "2", "--n-train", "200",
-                    "--n-eval", "50", "--n-predict", "3", "--out-dir", str(out)]) == 0
+    assert (
+        bc.main(
+            [
+                "--quick",
+                "--verbose",
+                "0",
+                "--repeats",
+                "2",
+                "--n-train",
+                "200",
+                "--n-eval",
+                "50",
+                "--n-predict",
+                "3",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = json.loads((out / "metrics.json").read_text())
     assert record["seeds"] == [7, 8]
     assert set(record["per_seed"]) == {"7", "8"}
@@ -297,8 +418,9 @@ def test_help_answers_without_importing_keras():
         "assert '--compare-merge-modes' in f.getvalue() and 'default: 50000' in f.getvalue()\n"
         "print('keras' in sys.modules, 'tensorflow' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=SCRIPT.parent,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=SCRIPT.parent, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False False"
 
@@ -311,11 +433,24 @@ def test_help_answers_without_importing_keras():
 @pytest.mark.parametrize(
     "option, value",
     [
-        ("--n-train", "0"), ("--n-train", "-5"), ("--n-train", "2.5"), ("--n-train", "many"),
-        ("--n-eval", "0"), ("--n-predict", "0"), ("--batch-size", "0"), ("--batch-size", "1.5"),
-        ("--epochs", "0"), ("--epochs", "-1"), ("--units", "0"), ("--units", "x"),
-        ("--n-timesteps", "0"), ("--n-timesteps", "3.0"), ("--repeats", "0"),
-        ("--seed", "-1"), ("--merge-mode", "max"), ("--verbose", "3"),
+        ("--n-train", "0"),
+        ("--n-train", "-5"),
+        ("--n-train", "2.5"),
+        ("--n-train", "many"),
+        ("--n-eval", "0"),
+        ("--n-predict", "0"),
+        ("--batch-size", "0"),
+        ("--batch-size", "1.5"),
+        ("--epochs", "0"),
+        ("--epochs", "-1"),
+        ("--units", "0"),
+        ("--units", "x"),
+        ("--n-timesteps", "0"),
+        ("--n-timesteps", "3.0"),
+        ("--repeats", "0"),
+        ("--seed", "-1"),
+        ("--merge-mode", "max"),
+        ("--verbose", "3"),
     ],
 )
 def test_bad_option_values_exit_2_naming_the_option(tmp_path, capsys, option, value):
@@ -367,13 +502,27 @@ def test_ctrl_c_during_fit_exits_130_with_whole_files(tmp_path):
     log = tmp_path / "stdout.txt"
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
     # enough training sequences that fit is still running when the signal comes
-    cmd = [sys.executable, str(SCRIPT), "--n-train", "400000", "--n-eval", "100",
-           "--verbose", "1", "--out-dir", str(out)]
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--n-train",
+        "400000",
+        "--n-eval",
+        "100",
+        "--verbose",
+        "1",
+        "--out-dir",
+        str(out),
+    ]
     with open(log, "w") as stdout:
         # a shell that started us in the background may have left SIGINT ignored;
         # give the child the default, so that Python turns it into KeyboardInterrupt
         proc = subprocess.Popen(
-            cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
+            cmd,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
@@ -392,7 +541,8 @@ def test_ctrl_c_during_fit_exits_130_with_whole_files(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == (
-        "interrupted: stopped early; files already written are complete")
+        "interrupted: stopped early; files already written are complete"
+    )
     assert (out / "example_sequence.png").exists()
     assert not (out / "metrics.json").exists()
     check_files_whole(out)
@@ -404,7 +554,10 @@ def test_quick_run_under_jax_backend(tmp_path):
     env = dict(os.environ, KERAS_BACKEND="jax")
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--verbose", "0", "--out-dir", str(out)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads((out / "metrics.json").read_text())
