@@ -224,13 +224,12 @@ def tidy_prices(frame, source, where):
 
 def plot_high_low(data, title, path):
     """The daily low (red) and high (blue) over time, a date every 60 days."""
-    fig, ax = plt.subplots(figsize=(12, 6))
+    fig, ax = plt.subplots(figsize=(12, 6), layout="tight")
     ax.plot(data["low"], color="r", label="low")
     ax.plot(data["high"], color="b", label="high")
     _date_ticks(ax, data["dates"], step=60)
     ax.set(xlabel="Date", ylabel="Price", title=title)
     ax.legend()
-    fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -277,14 +276,13 @@ def split_sizes(n_rows, train_size=None, test_size=None):
 
 def plot_split(parts, title, path):
     """Side by side, each part of the split in prices (the lesson: train and test)."""
-    fig, axes = plt.subplots(1, len(parts), figsize=(5 * len(parts), 4))
+    fig, axes = plt.subplots(1, len(parts), figsize=(5 * len(parts), 4), layout="tight")
     colors = {"train": "r", "val": "g", "test": "b"}
     for ax, (name, values) in zip(axes, parts.items()):
         ax.plot(values, color=colors[name], label=f"{name} split")
         ax.set(xlabel="time", ylabel="Price", title=f"{name} data ({len(values)} days)")
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -337,12 +335,11 @@ def exponential_smoothing(data, gamma=0.1, start=0.0):
 
 def plot_smoothing(before, after, title, path):
     """The normalised training data before and after exponential smoothing."""
-    fig, ax = plt.subplots(figsize=(12, 5))
+    fig, ax = plt.subplots(figsize=(12, 5), layout="tight")
     ax.plot(before, color="lightgray", label="normalised")
     ax.plot(after, color="purple", label="smoothed")
     ax.set(xlabel="training day", ylabel="normalised mid price", title=title)
     ax.legend()
-    fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -384,7 +381,7 @@ def ema_one_step(train_data, gamma=0.5):
 
 def plot_one_step(series, predictions, start, dates, title, path):
     """A one-step baseline's predictions over the (smoothed) training data."""
-    fig, ax = plt.subplots(figsize=(12, 5))
+    fig, ax = plt.subplots(figsize=(12, 5), layout="tight")
     ax.plot(series, color="darkblue", label="actual")
     ax.plot(range(start, start + len(predictions)), predictions, color="orange", label="predicted")
     # The lesson's listing passes 26 date labels for 21 ticks here, which matplotlib
@@ -392,7 +389,6 @@ def plot_one_step(series, predictions, start, dates, title, path):
     _date_ticks(ax, dates[: len(series)], step=50)
     ax.set(xlabel="Date", ylabel="Mid price (normalised, smoothed)", title=title)
     ax.legend()
-    fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -495,7 +491,14 @@ def lesson_steps(mid, train_size, test_size, dates, stock, args, out_dir):
     plot_one_step(prep["train_smooth"], sma_predictions, window, dates, title, out_dir / "sma.png")
     title = f"Exponential moving average, gamma {gamma}: one step ahead"
     plot_one_step(prep["train_smooth"], ema_predictions, 0, dates, title, out_dir / "ema.png")
-    leaks = lesson_leaks(args.norm_window)
+    leaks = (
+        "leaks in the lesson protocol: the test data are scaled by a MinMaxScaler fitted on the "
+        "test data itself (step 2); each training day is scaled by the min/max of its "
+        f"{args.norm_window}-day window, later days included (step 2); the test set is the "
+        "validation data, so the lesson picks its best network on the test set (steps 6-7). "
+        "Not a leak but a mismatch: training inputs and targets are smoothed, test ones are not "
+        "(step 3)."
+    )
     one_step = {"sma_error": sma_error, "ema_error": ema_error}
     one_step["metric"] = "0.5 x MSE, one step ahead, on the smoothed training data"
     return {
@@ -591,24 +594,22 @@ MODEL_BUILDERS = {f.__name__: f for f in (feed_forward, simple_gru, simple_lstm,
 
 def plot_losses(history, name, val_label, path):
     """Training and validation loss (MAE) per epoch."""
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(8, 4), layout="tight")
     epochs = np.arange(1, len(history["loss"]) + 1)
     ax.plot(epochs, history["loss"], label="loss")
     ax.plot(epochs, history["val_loss"], label=f"val loss ({val_label})")
     ax.set(xlabel="epoch", ylabel="MAE", title=f"{name}: losses")
     ax.legend()
-    fig.tight_layout()
     save_figure(fig, path)
 
 
 def plot_predictions(predictions, y_test, scaler, title, path):
     """Predictions against the actual test labels, turned back into prices."""
-    fig, ax = plt.subplots(figsize=(12, 6))
+    fig, ax = plt.subplots(figsize=(12, 6), layout="tight")
     ax.plot(_to_price(scaler, predictions), label="generated", color="orange")
     ax.plot(_to_price(scaler, y_test), label="actual")
     ax.set(xlabel="test window", ylabel="Mid price", title=title)
     ax.legend()
-    fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -631,7 +632,7 @@ def run_network(name, setup, args, seed, out_dir=None):
     model = MODEL_BUILDERS[name](setup["input_shape"])
     # compile model
     model.compile(loss="mae", optimizer="adam", **compile_settings(**SPEED))
-    # fit model
+    # fit model, keeping the best epoch's weights (patience=epochs: it never stops early)
     best = keras.callbacks.EarlyStopping(
         monitor=setup["monitor"], patience=args.epochs, restore_best_weights=True
     )
@@ -645,7 +646,7 @@ def run_network(name, setup, args, seed, out_dir=None):
     # evaluate model: MAE on every split, scored as the baselines are
     scores = score_splits(setup, predictions)
     evaluate_s = time.perf_counter() - t0
-    if out_dir is not None:
+    if out_dir is not None:  # the first seed: summary, saved model, figures
         model.summary()
         write_atomically(out_dir / f"{name}.keras", model.save)
         plot_losses(fit["history"], name, setup["val_label"], out_dir / f"losses_{name}.png")
@@ -713,17 +714,12 @@ def baseline_forecasts(splits, look_back=7, foresight=3):
     """Each baseline's forecasts of every split's labels: {baseline: {split: forecasts}}."""
     window, gamma = LESSON["sma_window"], LESSON["ema_gamma"]
     naive, sma, ema = BASELINES
-    return {
-        naive: {name: naive_forecast(split["x"]) for name, split in splits.items()},
-        sma: {
-            name: sma_forecast(split["series"], look_back, foresight, window)
-            for name, split in splits.items()
-        },
-        ema: {
-            name: ema_forecast(split["series"], look_back, foresight, gamma)
-            for name, split in splits.items()
-        },
-    }
+    forecasts = {naive: {}, sma: {}, ema: {}}
+    for name, split in splits.items():
+        forecasts[naive][name] = naive_forecast(split["x"])
+        forecasts[sma][name] = sma_forecast(split["series"], look_back, foresight, window)
+        forecasts[ema][name] = ema_forecast(split["series"], look_back, foresight, gamma)
+    return forecasts
 
 
 def predict_splits(model, frames):
@@ -752,34 +748,27 @@ def _to_price(scaler, values):
 # extra – does the data fit the split? Bad data stops before anything is written.
 
 
-def minimum_sizes(protocol, look_back=7, foresight=3, normalization_window=250):
-    """The fewest rows each part needs, and why (one window = look_back + foresight + 1 rows)."""
-    window = look_back + foresight + 1
-    if protocol == "lesson":
-        train = max(normalization_window, LESSON["sma_window"] + 1, window)
-        why = (
-            f"training part >= {train} for the {normalization_window}-row normalisation window, "
-            f"the {LESSON['sma_window']}-day SMA and one {look_back}+{foresight} window; "
-            f"test part >= {window}"
-        )
-        return train, window, why
-    # The training part is cut into train and validation; each needs one window.
-    train = window
-    while min(round(train * VAL_FRACTION), train - round(train * VAL_FRACTION)) < window:
-        train += 1
-    why = (
-        f"training part >= {train} so that train and validation each hold one "
-        f"{look_back}+{foresight} window; test part >= {window}"
-    )
-    return train, window, why
-
-
 def check_sizes(n_rows, train_size, test_size, args, where):
     """Raise DataError unless the split fits the series and holds enough rows for every step."""
-    protocol = args.protocol
-    need_train, need_test, why = minimum_sizes(
-        protocol, args.look_back, args.foresight, args.norm_window
-    )
+    protocol, look_back, foresight = args.protocol, args.look_back, args.foresight
+    # the fewest rows each part needs, and why (one window = look_back + foresight + 1 rows)
+    need_test = need_train = look_back + foresight + 1
+    if protocol == "lesson":
+        need_train = max(args.norm_window, LESSON["sma_window"] + 1, need_test)
+        why = (
+            f"training part >= {need_train} for the {args.norm_window}-row normalisation window, "
+            f"the {LESSON['sma_window']}-day SMA and one {look_back}+{foresight} window; "
+            f"test part >= {need_test}"
+        )
+    else:  # the training part is cut into train and validation; each needs one window
+        n_val = round(need_train * VAL_FRACTION)
+        while min(n_val, need_train - n_val) < need_test:
+            need_train += 1
+            n_val = round(need_train * VAL_FRACTION)
+        why = (
+            f"training part >= {need_train} so that train and validation each hold one "
+            f"{look_back}+{foresight} window; test part >= {need_test}"
+        )
     if args.train_size is not None or args.test_size is not None:  # sizes given
         for option, size, need in (
             ("--train-size", train_size, need_train),
@@ -865,18 +854,6 @@ def strict_steps(mid, train_size, test_size, dates, stock, args, out_dir):
     }
 
 
-def lesson_leaks(normalization_window=250):
-    """The line that names which of the lesson's steps leak."""
-    return (
-        "leaks in the lesson protocol: the test data are scaled by a MinMaxScaler fitted on the "
-        f"test data itself (step 2); each training day is scaled by the min/max of its "
-        f"{normalization_window}-day window, later days included (step 2); the test set is the "
-        "validation data, so the lesson picks its best network on the test set (steps 6-7). "
-        "Not a leak but a mismatch: training inputs and targets are smoothed, test ones are not "
-        "(step 3)."
-    )
-
-
 # extra – summaries over seeds, the verdict and the comparison figure
 
 
@@ -941,7 +918,7 @@ def naive_verdict(rows, n_seeds):
 
 def plot_comparison(rows, splits, title, path):
     """Grouped bars: each model's and baseline's MAE on every split it was scored on."""
-    fig, ax = plt.subplots(figsize=(12, 5))
+    fig, ax = plt.subplots(figsize=(12, 5), layout="tight")
     positions = np.arange(len(rows))
     width = 0.8 / len(splits)
     for k, split in enumerate(splits):
@@ -952,7 +929,6 @@ def plot_comparison(rows, splits, title, path):
     ax.set_xticks(positions, [row["model"] for row in rows], rotation=20)
     ax.set(ylabel="MAE (scaled units)", title=title)
     ax.legend()
-    fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -966,10 +942,9 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument
-    protocols = ("lesson", "strict")
     add(
         "--protocol",
-        choices=protocols,
+        choices=("lesson", "strict"),
         default="lesson",
         help="lesson: every step as the "
         "chapter does it; strict: time-ordered train/val/test, train-only scaler, no smoothing",
