@@ -60,7 +60,9 @@ MERGE_MODES = ("sum", "mul", "concat", "ave")
 SPEED = dict(steps_per_execution=50, jit_compile=True)
 
 
-# 10.1 Bidirectional LSTM ------------------------------------------------------------
+# ---------------------------------------------------------------------------
+# 10.1 Bidirectional LSTM
+# ---------------------------------------------------------------------------
 
 
 def direction_and_merge_demo(n_timesteps=4, n_units=5, seed=0):
@@ -95,7 +97,9 @@ def direction_and_merge_demo(n_timesteps=4, n_units=5, seed=0):
     return x.shape, rows
 
 
-# 10.2 The cumulative sum prediction problem -----------------------------------------
+# ---------------------------------------------------------------------------
+# 10.2 The cumulative sum prediction problem
+# ---------------------------------------------------------------------------
 
 
 def sequence_limit(n_timesteps):
@@ -135,7 +139,9 @@ def get_sequences(n_sequences, n_timesteps, rng=None):
     return X.reshape(n_sequences, n_timesteps, 1), y.reshape(n_sequences, n_timesteps, 1)
 
 
-# 10.3 Define and compile the model (compiled in run_lesson) -------------------------
+# ---------------------------------------------------------------------------
+# 10.3 Define and compile the model (compiled in run_lesson)
+# ---------------------------------------------------------------------------
 
 
 def bidirectional_lstm(n_timesteps=10, n_units=50, merge_mode="concat"):
@@ -164,7 +170,10 @@ def bidirectional_lstm(n_timesteps=10, n_units=50, merge_mode="concat"):
 # 10.4 Fit the model: train_network, in the support code at the end, runs model.fit
 # and records the loss and accuracy that Keras reports during the epoch.
 
-# 10.5 Evaluate the model ------------------------------------------------------------
+
+# ---------------------------------------------------------------------------
+# 10.5 Evaluate the model
+# ---------------------------------------------------------------------------
 
 
 def predict_labels(model, X, chunk=10_000):
@@ -198,7 +207,9 @@ def evaluate_network(model, X, y):
     return dict(score_labels(y, predict_labels(model, X)), loss=float(result["loss"]))
 
 
-# 10.6 Make predictions with the model -----------------------------------------------
+# ---------------------------------------------------------------------------
+# 10.6 Make predictions with the model
+# ---------------------------------------------------------------------------
 
 
 def prediction_lines(model, X, y):
@@ -212,21 +223,23 @@ def prediction_lines(model, X, y):
     return lines, records
 
 
-# 10.7 The complete example: sections 10.3 to 10.6 in one function -------------------
+# ---------------------------------------------------------------------------
+# 10.7 The complete example: sections 10.3 to 10.6 in one function
+# ---------------------------------------------------------------------------
 
 
-def run_lesson(build, data, seed, batch_size=10, epochs=1, verbose=1, summary=False):
-    """Define, compile, fit, evaluate and predict, for one model.
+def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, summary=False):
+    """The lesson's complete example for one model: define, compile, fit, evaluate, predict.
 
-    build: makes the model, e.g. `partial(bidirectional_lstm, 10, 50)`. data: the
-    (X, y) pairs to train on, to evaluate on and to predict, from get_sequences.
+    define_model: makes the model, e.g. `partial(bidirectional_lstm, 10, 50)`. data:
+    (X, y) pairs from get_sequences under "train", "eval" and "new" (to predict).
     """
     import keras
 
-    (X_train, y_train), (X_eval, y_eval), (X_new, y_new) = data
-    # define model (seeded: the same initial weights whatever trained before)
+    X_train, y_train = data["train"]
+    # define model (seeded, so each training is reproducible on its own)
     keras.utils.set_random_seed(seed)
-    model = build()
+    model = define_model()
     if summary:
         model.summary()
     # compile model
@@ -238,16 +251,25 @@ def run_lesson(build, data, seed, batch_size=10, epochs=1, verbose=1, summary=Fa
     )
     # fit model
     training = train_network(model, X_train, y_train, epochs, batch_size, verbose)
-    # evaluate model
+    # evaluate model on fresh sequences
     start = time.perf_counter()
-    scores = evaluate_network(model, X_eval, y_eval)
-    training["evaluate_s"] = time.perf_counter() - start
+    scores = evaluate_network(model, *data["eval"])
+    evaluate_s = time.perf_counter() - start
     # make predictions
-    lines, predictions = prediction_lines(model, X_new, y_new)
-    return dict(model=model, scores=scores, training=training, lines=lines, predictions=predictions)
+    lines, predictions = prediction_lines(model, *data["new"])
+    return dict(
+        model=model,
+        scores=scores,
+        training=training,
+        evaluate_s=evaluate_s,
+        lines=lines,
+        predictions=predictions,
+    )
 
 
-# Beyond the lesson ------------------------------------------------------------------
+# ---------------------------------------------------------------------------
+# Beyond the lesson
+# ---------------------------------------------------------------------------
 
 STREAMS = ["train", "eval", "predict", "figures"]
 COLUMNS = ["params", "loss", "per_step_accuracy", "sequence_accuracy"]
@@ -305,8 +327,11 @@ def lesson_data(seed, n_timesteps, n_train, n_eval, n_predict):
     The streams are independent, so the evaluation set is the same for any n_train.
     """
     streams = random_streams(seed, STREAMS)
-    sizes = {"train": n_train, "eval": n_eval, "predict": n_predict}
-    return [get_sequences(n, n_timesteps, streams[name]) for name, n in sizes.items()]
+    return {
+        "train": get_sequences(n_train, n_timesteps, streams["train"]),
+        "eval": get_sequences(n_eval, n_timesteps, streams["eval"]),
+        "new": get_sequences(n_predict, n_timesteps, streams["predict"]),
+    }
 
 
 def run_seed(args, seed, timings):
@@ -329,17 +354,16 @@ def run_seed(args, seed, timings):
                 f"bidirectional_{mode}", partial(bidirectional_lstm, t, units, mode)
             )
     results = {}
-    for name, build in builders.items():
+    for name, define_model in builders.items():
         print(f"seed {seed}: fit {name} on {args.n_train:,} sequences, {args.epochs} epoch(s)")
         summary = seed == args.seed and name == main_name
         results[name] = run_lesson(
-            build, data, seed, args.batch_size, args.epochs, args.verbose, summary
+            define_model, data, seed, args.batch_size, args.epochs, args.verbose, summary
         )
         results[name]["scores"]["params"] = results[name]["model"].count_params()
         timings["fit"] += results[name]["training"]["fit_s"]
-        timings["evaluate"] += results[name]["training"]["evaluate_s"]
-    (_, y_train), (_, y_eval), _ = data
-    majority = majority_baseline(y_train)
+        timings["evaluate"] += results[name]["evaluate_s"]
+    majority, y_eval = majority_baseline(data["train"][1]), data["eval"][1]
     results["majority_per_step"] = {
         "labels": majority.ravel().tolist(),
         "scores": score_labels(y_eval, predict_majority(majority, len(y_eval))),

@@ -184,28 +184,28 @@ def test_train_network_steps_when_steps_per_execution_does_not_divide_the_epoch(
 
 def test_evaluation_set_does_not_change_with_n_train(monkeypatch):
     small, large = bc.lesson_data(7, 10, 300, 50, 3), bc.lesson_data(7, 10, 400, 50, 3)
-    assert len(small[0][0]) == 300 and len(large[0][0]) == 400
-    for a, b in zip(small[1:], large[1:]):  # the evaluation and the prediction sets
-        np.testing.assert_array_equal(a[0], b[0])
-        np.testing.assert_array_equal(a[1], b[1])
-    assert not np.array_equal(bc.lesson_data(8, 10, 300, 50, 3)[1][0], small[1][0])
+    assert len(small["train"][0]) == 300 and len(large["train"][0]) == 400
+    for key in ("eval", "new"):  # the evaluation set and the sequences to predict
+        np.testing.assert_array_equal(small[key][0], large[key][0])
+        np.testing.assert_array_equal(small[key][1], large[key][1])
+    assert not np.array_equal(bc.lesson_data(8, 10, 300, 50, 3)["eval"][0], small["eval"][0])
 
     # the script's run draws its data the same way: record what each model is given
     given_data = []
 
-    def fake_run_lesson(build, data, seed, *args, **kwargs):
+    def fake_run_lesson(define_model, data, seed, *args, **kwargs):
         given_data.append(data)
         model = SimpleNamespace(count_params=lambda: 0)
-        return {"model": model, "scores": {}, "training": {"fit_s": 0.0, "evaluate_s": 0.0}}
+        return {"model": model, "scores": {}, "training": {"fit_s": 0.0}, "evaluate_s": 0.0}
 
     monkeypatch.setattr(bc, "run_lesson", fake_run_lesson)
     timings = {"data": 0.0, "fit": 0.0, "evaluate": 0.0}
     for n_train in ("300", "400"):
         bc.run_seed(bc.parse_args(["--quick", "--n-train", n_train]), 7, timings)
     first, last = given_data[0], given_data[-1]
-    assert len(first[0][0]) == 300 and len(last[0][0]) == 400
-    np.testing.assert_array_equal(first[1][0], last[1][0])  # evaluation set
-    np.testing.assert_array_equal(first[2][0], last[2][0])  # prediction sequences
+    assert len(first["train"][0]) == 300 and len(last["train"][0]) == 400
+    np.testing.assert_array_equal(first["eval"][0], last["eval"][0])
+    np.testing.assert_array_equal(first["new"][0], last["new"][0])
 
 
 # ---------------------------------------------------------------------------
@@ -268,7 +268,7 @@ def test_backward_model_scores_step_t_against_label_t():
 def test_the_lesson_flow_beats_the_majority_baseline_on_fresh_data():
     X, y = bc.get_sequences(5_000, 10, rng=21)
     X_eval, y_eval = bc.get_sequences(1_000, 10, rng=22)
-    data = [(X, y), (X_eval, y_eval), bc.get_sequences(10, 10, rng=23)]
+    data = {"train": (X, y), "eval": (X_eval, y_eval), "new": bc.get_sequences(10, 10, rng=23)}
     build = partial(bc.bidirectional_lstm, 10, 50)
     result = bc.run_lesson(build, data, seed=21, batch_size=10, epochs=1, verbose=0)
     scores = result["scores"]
