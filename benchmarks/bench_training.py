@@ -19,7 +19,6 @@ The numbers go to stdout and to benchmarks/RESULTS.md.
 import argparse
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -61,10 +60,11 @@ def sine_case():
     def score(model):
         return {"MAE": s.mae(y_eval, model.predict(X_eval, verbose=0))}
 
-    def script():
+    def script():  # as run_lesson trains it: the script's SPEED, through train_network
         keras.utils.set_random_seed(7)
-        model = s.compile_model(s.stacked_lstm())
-        seconds, _ = timed(lambda: s.fit_model(model, X, y, batch_size=10, epochs=1, verbose=0))
+        model = s.stacked_lstm()
+        model.compile(loss="mae", optimizer="adam", **s.speed_settings(model, **s.SPEED))
+        seconds = s.train_network(model, X, y, epochs=1, batch_size=10, verbose=0)["fit_s"]
         return seconds, score(model)
 
     def lever(**compile_kwargs):
@@ -81,7 +81,9 @@ def sine_case():
     levers = {
         "steps_per_execution=50": lever(steps_per_execution=50),
         "jit_compile=True": lever(jit_compile=True),
-        "steps_per_execution=50 + jit_compile=True": lever(steps_per_execution=50, jit_compile=True),
+        "steps_per_execution=50 + jit_compile=True": lever(
+            steps_per_execution=50, jit_compile=True
+        ),
     }
     return plain, script, levers
 
@@ -99,26 +101,32 @@ def cumsum_case():
     X_eval, y_eval = b.get_sequences(1_000, 10, rng)
 
     def score(model):
-        return {"per-step accuracy": b.score_labels(y_eval, b.predict_labels(model, X_eval))["per_step_accuracy"]}
+        return {
+            "per-step accuracy": b.score_labels(y_eval, b.predict_labels(model, X_eval))[
+                "per_step_accuracy"
+            ]
+        }
 
-    def build(unroll):
-        saved, b.UNROLL = b.UNROLL, unroll
-        try:
-            return b.bidirectional_lstm()
-        finally:
-            b.UNROLL = saved
-
-    def script():
+    def script():  # as run_lesson trains it: the script's SPEED, through train_network
         keras.utils.set_random_seed(7)
         model = b.bidirectional_lstm()
-        seconds, _ = timed(lambda: b.train_network(model, X, y, batch_size=10, epochs=1, verbose=0))
+        model.compile(
+            loss="binary_crossentropy",
+            optimizer="adam",
+            metrics=["accuracy"],
+            **b.speed_settings(model, **b.SPEED),
+        )
+        seconds = b.train_network(model, X, y, epochs=1, batch_size=10, verbose=0)["fit_s"]
         return seconds, score(model)
 
     def lever(unroll=False, **compile_kwargs):
         def run():
             keras.utils.set_random_seed(7)
-            model = build(unroll)
-            model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"], **compile_kwargs)
+            model = b.bidirectional_lstm()
+            b.speed_settings(model, unroll=unroll)  # only its unrolling (on TensorFlow)
+            model.compile(
+                loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"], **compile_kwargs
+            )
             seconds, _ = timed(lambda: model.fit(X, y, batch_size=10, epochs=1, verbose=0))
             return seconds, score(model)
 
@@ -130,8 +138,12 @@ def cumsum_case():
         "unroll=True": lever(unroll=True),
         "jit_compile=True": lever(jit_compile=True),
         "steps_per_execution=50 + unroll=True": lever(unroll=True, steps_per_execution=50),
-        "steps_per_execution=50 + jit_compile=True": lever(steps_per_execution=50, jit_compile=True),
-        "steps_per_execution=50 + unroll + jit_compile": lever(unroll=True, steps_per_execution=50, jit_compile=True),
+        "steps_per_execution=50 + jit_compile=True": lever(
+            steps_per_execution=50, jit_compile=True
+        ),
+        "steps_per_execution=50 + unroll + jit_compile": lever(
+            unroll=True, steps_per_execution=50, jit_compile=True
+        ),
     }
     return plain, script, levers
 
@@ -156,7 +168,10 @@ def stock_case():
     folder = Path(tempfile.mkdtemp(prefix="bench-stock-"))
 
     def score(models):
-        return {f"{name} MAE": st.mae(test["y"], model.predict(x_test, verbose=0).ravel()) for name, model in models.items()}
+        return {
+            f"{name} MAE": st.mae(test["y"], model.predict(x_test, verbose=0).ravel())
+            for name, model in models.items()
+        }
 
     def fit_plain(name, checkpoint=True, **compile_kwargs):
         """As the lesson wrote it: Keras defaults, and a ModelCheckpoint file per improvement."""
@@ -164,25 +179,47 @@ def stock_case():
         model = st.MODEL_BUILDERS[name](shape)
         model.compile(loss="mae", optimizer="adam", **compile_kwargs)
         path = folder / f"plain_{name}.keras"
-        callbacks = [keras.callbacks.ModelCheckpoint(path, monitor="loss", save_best_only=True)] if checkpoint else []
-        model.fit(x_train, train["y"], validation_data=(x_test, test["y"]), epochs=50, batch_size=64,
-                  callbacks=callbacks, verbose=0)
+        callbacks = (
+            [keras.callbacks.ModelCheckpoint(path, monitor="loss", save_best_only=True)]
+            if checkpoint
+            else []
+        )
+        model.fit(
+            x_train,
+            train["y"],
+            validation_data=(x_test, test["y"]),
+            epochs=50,
+            batch_size=64,
+            callbacks=callbacks,
+            verbose=0,
+        )
         return keras.models.load_model(path) if checkpoint else model
 
     def plain(checkpoint=True, **compile_kwargs):
         models = {}
-        seconds, _ = timed(lambda: models.update({n: fit_plain(n, checkpoint, **compile_kwargs) for n in st.MODEL_BUILDERS}))
+        seconds, _ = timed(
+            lambda: models.update(
+                {n: fit_plain(n, checkpoint, **compile_kwargs) for n in st.MODEL_BUILDERS}
+            )
+        )
         return seconds, score(models)
 
-    def script():
+    def script():  # as run_network trains it: best epoch kept in memory, written once
         models = {}
 
         def fit_all():
             for name, build in st.MODEL_BUILDERS.items():
                 keras.utils.set_random_seed(7)
-                models[name] = build(shape)
-                st.train_network(models[name], x_train, train["y"], (x_test, test["y"]), epochs=50, batch_size=64,
-                                 monitor="loss", checkpoint_path=folder / f"script_{name}.keras", verbose=0)
+                model = models[name] = build(shape)
+                model.compile(loss="mae", optimizer="adam", **st.speed_settings(model, **st.SPEED))
+                best = keras.callbacks.EarlyStopping(
+                    monitor="loss", patience=50, restore_best_weights=True
+                )
+                validation = (x_test, test["y"])
+                st.train_network(
+                    model, x_train, train["y"], 50, 64, 0, validation, callbacks=[best]
+                )
+                st.write_atomically(folder / f"script_{name}.keras", model.save)
 
         seconds, _ = timed(fit_all)
         return seconds, score(models)
@@ -190,8 +227,12 @@ def stock_case():
     levers = {
         "no checkpoint file": lambda: plain(checkpoint=False),
         "no checkpoint file + jit_compile=True": lambda: plain(checkpoint=False, jit_compile=True),
-        "no checkpoint file + steps_per_execution=13": lambda: plain(checkpoint=False, steps_per_execution=13),
-        "no checkpoint file + jit + steps_per_execution=13": lambda: plain(checkpoint=False, jit_compile=True, steps_per_execution=13),
+        "no checkpoint file + steps_per_execution=13": lambda: plain(
+            checkpoint=False, steps_per_execution=13
+        ),
+        "no checkpoint file + jit + steps_per_execution=13": lambda: plain(
+            checkpoint=False, jit_compile=True, steps_per_execution=13
+        ),
     }
     return plain, script, levers
 
@@ -223,7 +264,10 @@ def bench_lesson(name, rounds, with_levers):
                 seconds, score = fn()
                 times.append(seconds)
             lever_rows[label] = (statistics.median(times), score)
-            print(f"  [{name}] lever {label}: fit {statistics.median(times):.1f} s, {score}", flush=True)
+            print(
+                f"  [{name}] lever {label}: fit {statistics.median(times):.1f} s, {score}",
+                flush=True,
+            )
     return runs, metrics, lever_rows
 
 
@@ -231,7 +275,9 @@ def help_seconds(script, rounds=5):
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        subprocess.run([sys.executable, str(ROOT / script), "--help"], capture_output=True, check=True)
+        subprocess.run(
+            [sys.executable, str(ROOT / script), "--help"], capture_output=True, check=True
+        )
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -251,7 +297,13 @@ def default_run_peak_rss_mb(script, out_dir):
     """Run the script's default configuration; return (wall s, peak RSS MB) of that run."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     command = [sys.executable, str(ROOT / script), "--verbose", "0", "--out-dir", str(out_dir)]
-    done = subprocess.run([sys.executable, "-c", LAUNCHER, *command], capture_output=True, text=True, env=env, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     code, wall, max_rss_kb = done.stdout.split()
     if int(code) != 0:
         raise RuntimeError(f"{script} default run failed with exit status {code}")
@@ -259,11 +311,15 @@ def default_run_peak_rss_mb(script, out_dir):
 
 
 def versions():
-    import keras
-
     from importlib.metadata import PackageNotFoundError, version
 
-    found = {"python": platform.python_version(), "keras": keras.__version__, "numpy": np.__version__}
+    import keras
+
+    found = {
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+    }
     for package in ("tensorflow", "jax"):
         try:
             found[package] = version(package)
@@ -273,12 +329,34 @@ def versions():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per lesson (medians are reported)")
-    parser.add_argument("--lessons", nargs="+", choices=sorted(CASES), default=sorted(CASES), help="which lessons to time")
-    parser.add_argument("--levers", action="store_true", help="also time each speed lever on its own")
-    parser.add_argument("--no-default-runs", action="store_true", help="skip the --help timing and the default-run RSS measurement")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md", help="where to write the report")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].strip(),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds per lesson (medians are reported)"
+    )
+    parser.add_argument(
+        "--lessons",
+        nargs="+",
+        choices=sorted(CASES),
+        default=sorted(CASES),
+        help="which lessons to time",
+    )
+    parser.add_argument(
+        "--levers", action="store_true", help="also time each speed lever on its own"
+    )
+    parser.add_argument(
+        "--no-default-runs",
+        action="store_true",
+        help="skip the --help timing and the default-run RSS measurement",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT / "benchmarks" / "RESULTS.md",
+        help="where to write the report",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -312,7 +390,9 @@ def main(argv=None):
         )
         print(f"{name}: plain {a:.1f} s, script {b:.1f} s, ratio {ratio:.2f}", flush=True)
         for label, (seconds, score) in lever_rows.items():
-            lever_lines.append(f"| {name} | {label} | {seconds:.1f} | {seconds / a:.2f} | {fmt(score)} |")
+            lever_lines.append(
+                f"| {name} | {label} | {seconds:.1f} | {seconds / a:.2f} | {fmt(score)} |"
+            )
     if lever_lines:
         lines += [
             "",
@@ -338,7 +418,10 @@ def main(argv=None):
             with tempfile.TemporaryDirectory() as tmp:
                 wall, rss = default_run_peak_rss_mb(script, Path(tmp) / "out")
             lines.append(f"| {script} | {help_s:.2f} | {wall:.0f} | {rss:.0f} |")
-            print(f"{script}: --help {help_s:.2f} s, default run {wall:.0f} s, peak RSS {rss:.0f} MB", flush=True)
+            print(
+                f"{script}: --help {help_s:.2f} s, default run {wall:.0f} s, peak RSS {rss:.0f} MB",
+                flush=True,
+            )
     lines += ["", f"The benchmark took {(time.perf_counter() - started) / 60:.1f} minutes.", ""]
     # a hand-written notes section at the end of an earlier report is kept
     if args.results.exists() and NOTES in args.results.read_text():
