@@ -52,12 +52,13 @@ QUICK = {"n_train": 1_000, "n_eval": 200}
 
 MERGE_MODES = ("sum", "mul", "concat", "ave")
 
-# extra – speed settings: the only place they are set
-# Keras runs 50 batches per call into the backend, compiled with XLA on TensorFlow.
-# The weight updates stay the same (same data, batches, model, loss and optimizer);
-# what goes is the overhead around each batch: fitting 50,000 sequences on 2 CPU
-# cores took 22.3 s plain and 12.1 s with these two (benchmarks/RESULTS.md).
-SPEED = dict(steps_per_execution=50, jit_compile=True)
+# extra – speed settings: the only place they are set (speed_settings applies them when
+# the model is compiled). Keras runs 50 batches per call into the backend, and on
+# TensorFlow the LSTMs' 10-step loop is unrolled (on JAX that made training slower, so
+# there it is not). The weight updates stay the same (same data, batches, model, loss
+# and optimizer); what goes is the overhead around each batch. XLA (jit_compile) was
+# no faster here: it spends longer compiling than it saves (benchmarks/RESULTS.md).
+SPEED = dict(steps_per_execution=50, unroll=True)
 
 
 # ---------------------------------------------------------------------------
@@ -247,7 +248,7 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, sum
         loss="binary_crossentropy",
         optimizer="adam",
         metrics=["accuracy"],
-        **compile_settings(**SPEED),
+        **speed_settings(model, **SPEED),
     )
     # fit model
     training = train_network(model, X_train, y_train, epochs, batch_size, verbose)
@@ -868,15 +869,26 @@ def mean_std(values):
     return summary
 
 
-def compile_settings(steps_per_execution=1, jit_compile="auto"):
-    """Speed settings for model.compile, chosen per Keras backend.
+def speed_settings(model, steps_per_execution=1, jit_compile="auto", unroll=False):
+    """Apply a script's SPEED to one model, per Keras backend; returns compile's arguments.
 
-    XLA (jit_compile=True) is asked for on TensorFlow only: JAX compiles with XLA
-    anyway. PyTorch runs one step per call (Keras refuses more there).
+    steps_per_execution: batches per call into the backend (1 on PyTorch: Keras refuses
+    more there). jit_compile: XLA, asked for on TensorFlow only (JAX compiles with XLA
+    anyway). unroll: unroll every recurrent layer's time loop, on TensorFlow only (on JAX
+    it made training slower). None of them changes what is learned.
     """
     import keras
 
     backend = keras.backend.backend()
+    if unroll and backend == "tensorflow":
+        for layer in model.layers:  # a Bidirectional wrapper holds one layer per direction
+            for rnn in (
+                layer,
+                getattr(layer, "forward_layer", None),
+                getattr(layer, "backward_layer", None),
+            ):
+                if isinstance(rnn, keras.layers.RNN):
+                    rnn.unroll = True
     return {
         "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
         "jit_compile": jit_compile if backend == "tensorflow" else "auto",
@@ -902,7 +914,7 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         batches["epoch_step"].append(min(batch + 1, steps))
         batches["step"].append(now["epoch"] * steps + batches["epoch_step"][-1])
         for key, value in logs.items():
-            batches.setdefault(key, []).append(float(value))
+            batches.setdefault(key, []).append(value)  # floats after fit: no wait per batch
 
     recorder = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: now.update(epoch=epoch), on_train_batch_end=record
@@ -917,7 +929,9 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         validation_data=validation_data,
         callbacks=[recorder, *callbacks, ctrl_c_callback()],
     )
-    return {"history": history.history, "batches": batches, "fit_s": time.perf_counter() - start}
+    fit_s = time.perf_counter() - start
+    batches = {key: [float(v) for v in values] for key, values in batches.items()}
+    return {"history": history.history, "batches": batches, "fit_s": fit_s}
 
 
 def ctrl_c_callback():

@@ -204,10 +204,11 @@ def plot_examples(X, y):
 # ---------------------------------------------------------------------------
 
 
-def run_lesson(define_model, data, epochs=1, batch_size=10, verbose=1, seed=7, summary=True):
+def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, summary=False):
     """The lesson's complete example for one model: define, compile, fit, evaluate, predict.
 
-    `data` holds (X, y) pairs under "train", "eval" and "new" (one new wave for 7.6).
+    define_model: makes the model, e.g. `stacked_lstm`. data: (X, y) pairs from
+    generate_examples under "train", "eval" and "new" (one new wave, for 7.6).
     """
     import keras
 
@@ -216,7 +217,7 @@ def run_lesson(define_model, data, epochs=1, batch_size=10, verbose=1, seed=7, s
     keras.utils.set_random_seed(seed)
     model = define_model()
     # compile model: MAE loss and Adam, as the lesson (SPEED: see the top of the file)
-    model.compile(loss="mae", optimizer="adam", **compile_settings(**SPEED))
+    model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
     if summary:
         model.summary()
     # fit model: one pass over fresh examples, so each example is seen once. A
@@ -342,7 +343,7 @@ def run_seed(seed, args, out_dir, first):
     runs = {}
     for name, build in builders.items():
         runs[name] = run_lesson(
-            build, data, args.epochs, args.batch_size, args.verbose, seed, summary=first
+            build, data, seed, args.batch_size, args.epochs, args.verbose, first
         )
         timings["fit"] += runs[name]["training"]["fit_s"]
         timings["evaluate"] += runs[name]["evaluate_s"]
@@ -707,15 +708,26 @@ def mean_std(values):
     return summary
 
 
-def compile_settings(steps_per_execution=1, jit_compile="auto"):
-    """Speed settings for model.compile, chosen per Keras backend.
+def speed_settings(model, steps_per_execution=1, jit_compile="auto", unroll=False):
+    """Apply a script's SPEED to one model, per Keras backend; returns compile's arguments.
 
-    XLA (jit_compile=True) is asked for on TensorFlow only: JAX compiles with XLA
-    anyway. PyTorch runs one step per call (Keras refuses more there).
+    steps_per_execution: batches per call into the backend (1 on PyTorch: Keras refuses
+    more there). jit_compile: XLA, asked for on TensorFlow only (JAX compiles with XLA
+    anyway). unroll: unroll every recurrent layer's time loop, on TensorFlow only (on JAX
+    it made training slower). None of them changes what is learned.
     """
     import keras
 
     backend = keras.backend.backend()
+    if unroll and backend == "tensorflow":
+        for layer in model.layers:  # a Bidirectional wrapper holds one layer per direction
+            for rnn in (
+                layer,
+                getattr(layer, "forward_layer", None),
+                getattr(layer, "backward_layer", None),
+            ):
+                if isinstance(rnn, keras.layers.RNN):
+                    rnn.unroll = True
     return {
         "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
         "jit_compile": jit_compile if backend == "tensorflow" else "auto",
@@ -741,7 +753,7 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         batches["epoch_step"].append(min(batch + 1, steps))
         batches["step"].append(now["epoch"] * steps + batches["epoch_step"][-1])
         for key, value in logs.items():
-            batches.setdefault(key, []).append(float(value))
+            batches.setdefault(key, []).append(value)  # floats after fit: no wait per batch
 
     recorder = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: now.update(epoch=epoch), on_train_batch_end=record
@@ -756,7 +768,9 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         validation_data=validation_data,
         callbacks=[recorder, *callbacks, ctrl_c_callback()],
     )
-    return {"history": history.history, "batches": batches, "fit_s": time.perf_counter() - start}
+    fit_s = time.perf_counter() - start
+    batches = {key: [float(v) for v in values] for key, values in batches.items()}
+    return {"history": history.history, "batches": batches, "fit_s": fit_s}
 
 
 def ctrl_c_callback():

@@ -631,7 +631,7 @@ def run_network(name, setup, args, seed, out_dir=None):
     # define model
     model = MODEL_BUILDERS[name](setup["input_shape"])
     # compile model
-    model.compile(loss="mae", optimizer="adam", **compile_settings(**SPEED))
+    model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
     # fit model, keeping the best epoch's weights (patience=epochs: it never stops early)
     best = keras.callbacks.EarlyStopping(
         monitor=setup["monitor"], patience=args.epochs, restore_best_weights=True
@@ -1301,15 +1301,26 @@ def mean_std(values):
     return summary
 
 
-def compile_settings(steps_per_execution=1, jit_compile="auto"):
-    """Speed settings for model.compile, chosen per Keras backend.
+def speed_settings(model, steps_per_execution=1, jit_compile="auto", unroll=False):
+    """Apply a script's SPEED to one model, per Keras backend; returns compile's arguments.
 
-    XLA (jit_compile=True) is asked for on TensorFlow only: JAX compiles with XLA
-    anyway. PyTorch runs one step per call (Keras refuses more there).
+    steps_per_execution: batches per call into the backend (1 on PyTorch: Keras refuses
+    more there). jit_compile: XLA, asked for on TensorFlow only (JAX compiles with XLA
+    anyway). unroll: unroll every recurrent layer's time loop, on TensorFlow only (on JAX
+    it made training slower). None of them changes what is learned.
     """
     import keras
 
     backend = keras.backend.backend()
+    if unroll and backend == "tensorflow":
+        for layer in model.layers:  # a Bidirectional wrapper holds one layer per direction
+            for rnn in (
+                layer,
+                getattr(layer, "forward_layer", None),
+                getattr(layer, "backward_layer", None),
+            ):
+                if isinstance(rnn, keras.layers.RNN):
+                    rnn.unroll = True
     return {
         "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
         "jit_compile": jit_compile if backend == "tensorflow" else "auto",
@@ -1335,7 +1346,7 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         batches["epoch_step"].append(min(batch + 1, steps))
         batches["step"].append(now["epoch"] * steps + batches["epoch_step"][-1])
         for key, value in logs.items():
-            batches.setdefault(key, []).append(float(value))
+            batches.setdefault(key, []).append(value)  # floats after fit: no wait per batch
 
     recorder = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: now.update(epoch=epoch), on_train_batch_end=record
@@ -1350,7 +1361,9 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         validation_data=validation_data,
         callbacks=[recorder, *callbacks, ctrl_c_callback()],
     )
-    return {"history": history.history, "batches": batches, "fit_s": time.perf_counter() - start}
+    fit_s = time.perf_counter() - start
+    batches = {key: [float(v) for v in values] for key, values in batches.items()}
+    return {"history": history.history, "batches": batches, "fit_s": fit_s}
 
 
 def ctrl_c_callback():

@@ -223,7 +223,7 @@ def test_parameter_counts_match_the_lesson():
     assert bc.backward_lstm(10, 50).count_params() == 10_400 + 51
     # speed settings sit in SPEED, used at compile time, never in the model builders
     assert not model.layers[0].forward_layer.unroll
-    assert bc.SPEED == {"steps_per_execution": 50, "jit_compile": True}
+    assert bc.SPEED == {"steps_per_execution": 50, "unroll": True}
 
 
 @pytest.mark.parametrize("mode, features", [("sum", 50), ("mul", 50), ("concat", 100), ("ave", 50)])

@@ -106,7 +106,7 @@ import numpy as np, keras
 from stacked_lstm_damped_sine import train_network
 model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
 model.compile(loss="mse", optimizer="sgd", steps_per_execution=5)
-x, y = np.zeros((230, 4), "float32"), np.zeros((230, 1), "float32")
+x, y = np.ones((230, 4), "float32"), np.ones((230, 1), "float32")
 batches = train_network(model, x, y, epochs=2, batch_size=10, verbose=0)["batches"]
 print(batches["step"], batches["epoch_step"], len(batches["loss"]))
 """
@@ -124,10 +124,14 @@ def test_train_network_records_the_last_batch_of_each_call_clipped_to_the_epoch(
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(loss="mse", optimizer="sgd", steps_per_execution=5)
-    x, y = np.zeros((230, 4), "float32"), np.zeros((230, 1), "float32")
+    x, y = np.ones((230, 4), "float32"), np.ones((230, 1), "float32")  # a loss that falls
     result = train_network(model, x, y, epochs=2, batch_size=10, verbose=0)
     batches = result["batches"]
     assert f"{batches['step']} {batches['epoch_step']} {len(batches['loss'])}" == RECORDER_EXPECTED
+    # each call's own running mean, not one value seen ten times: the last of each epoch is
+    # the epoch's loss that History records
+    assert all(isinstance(v, float) for v in batches["loss"])
+    assert [batches["loss"][4], batches["loss"][9]] == pytest.approx(result["history"]["loss"])
     assert len(result["history"]["loss"]) == 2 and result["fit_s"] > 0
 
 
@@ -172,10 +176,17 @@ def test_mean_std_is_the_sample_std_and_absent_for_one_seed():
         ("torch", {"steps_per_execution": 1, "jit_compile": "auto"}),  # Keras refuses more on torch
     ],
 )
-def test_compile_settings_per_backend(monkeypatch, backend, expected):
+def test_speed_settings_per_backend(monkeypatch, backend, expected):
     import keras
 
-    from stacked_lstm_damped_sine import compile_settings
+    from bidirectional_cumsum import bidirectional_lstm
+    from stacked_lstm_damped_sine import speed_settings
 
     monkeypatch.setattr(keras.backend, "backend", lambda: backend)
-    assert compile_settings(steps_per_execution=50, jit_compile=True) == expected
+    model = bidirectional_lstm()
+    settings = speed_settings(model, steps_per_execution=50, jit_compile=True, unroll=True)
+    assert settings == expected
+    # unrolling reaches both directions of a Bidirectional wrapper, on TensorFlow only
+    wrapper = model.layers[0]
+    unrolled = [wrapper.forward_layer.unroll, wrapper.backward_layer.unroll]
+    assert unrolled == [backend == "tensorflow"] * 2
