@@ -904,8 +904,7 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
     """
     import keras
 
-    batches = {"step": [], "epoch_step": []}
-    now = {"epoch": 0}
+    batches, logged, now = {"step": [], "epoch_step": []}, {}, {"epoch": 0}
 
     def record(batch, logs):
         # Keras passes the index of the last batch of each call; the last call of an
@@ -914,7 +913,7 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         batches["epoch_step"].append(min(batch + 1, steps))
         batches["step"].append(now["epoch"] * steps + batches["epoch_step"][-1])
         for key, value in logs.items():
-            batches.setdefault(key, []).append(value)  # floats after fit: no wait per batch
+            logged.setdefault(key, []).append(value)  # floats after fit: no wait per batch
 
     recorder = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: now.update(epoch=epoch), on_train_batch_end=record
@@ -930,7 +929,7 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         callbacks=[recorder, *callbacks, ctrl_c_callback()],
     )
     fit_s = time.perf_counter() - start
-    batches = {key: [float(v) for v in values] for key, values in batches.items()}
+    batches.update({key: [float(v) for v in values] for key, values in logged.items()})
     return {"history": history.history, "batches": batches, "fit_s": fit_s}
 
 
