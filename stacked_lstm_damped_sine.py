@@ -37,7 +37,8 @@ import numpy as np
 # Keras is imported inside the functions that need it, not up here: importing it
 # takes seconds, and `--help` or a mistyped option should answer at once.
 
-# The lesson's configuration (7.3 to 7.5), and the tiny one of --quick.
+# The lesson's configuration (7.3 to 7.5), and the tiny one of --quick. (The text of 7.3
+# says 20 input time steps; its code, which we follow, uses length = 50.)
 LESSON = dict(length=50, output=5, n_train=10_000, n_eval=1_000, batch_size=10, epochs=1, units=20)
 QUICK = dict(n_train=500, n_eval=200)
 
@@ -54,10 +55,11 @@ SPEED = dict(steps_per_execution=50, jit_compile=True)
 # ---------------------------------------------------------------------------
 
 
-def demo_return_sequences():
+def demo_return_sequences(seed=7):
     """The output of one LSTM(1) layer on [0.1, 0.2, 0.3], without and with return_sequences.
 
-    Returns the two outputs as NumPy arrays, of shape (1, 1) and (1, 3, 1).
+    Returns the two outputs as NumPy arrays, of shape (1, 1) and (1, 3, 1). The
+    untrained weights are random: `seed` fixes them.
     """
     import keras
     from keras import layers
@@ -67,6 +69,7 @@ def demo_return_sequences():
     outputs = []
     for return_sequences in (False, True):
         # define model where the LSTM is also the output layer (a single memory cell)
+        keras.utils.set_random_seed(seed)
         model = keras.Sequential(
             [keras.Input(shape=(3, 1)), layers.LSTM(1, return_sequences=return_sequences)]
         )
@@ -78,7 +81,8 @@ def demo_return_sequences():
 def stacked_lstm(length=50, output=5, units=20, n_layers=2):
     """A stacked LSTM: every LSTM but the last returns its whole sequence.
 
-    With the lesson's settings (n_layers=2) this is the model of section 7.3.
+    7.1.3 shows the pattern with 2 and 4 hidden layers; with the lesson's settings
+    (n_layers=2) this is the model that 7.3 defines and compiles.
     """
     import keras
     from keras import layers
@@ -95,9 +99,12 @@ def stacked_lstm(length=50, output=5, units=20, n_layers=2):
     return model
 
 
-def run_demo():
-    """7.1.3: print what return_sequences changes, then the 2- and 4-layer definitions."""
-    last_only, every_step = demo_return_sequences()
+def run_demo(seed=7):
+    """7.1.3: print what return_sequences changes, then a stacked LSTM with 4 hidden layers.
+
+    (The 2-layer model is printed when 7.3 defines it.)
+    """
+    last_only, every_step = demo_return_sequences(seed)
     print("7.1.3 LSTM(1) on [0.1, 0.2, 0.3]:")
     for name, out in (("False", last_only), ("True ", every_step)):
         print(
@@ -105,8 +112,7 @@ def run_demo():
         )
     print("False gives one value for the whole sequence; True gives one value per time step,")
     print("a 3D sequence that another LSTM layer can read. That is what stacking needs.\n")
-    for n_layers in (2, 4):
-        stacked_lstm(n_layers=n_layers).summary()
+    stacked_lstm(n_layers=4).summary()
     return {
         "return_sequences_false": last_only.tolist(),
         "return_sequences_true": every_step.tolist(),
@@ -126,7 +132,7 @@ def sine_wave(length=100, freq=5):
     return np.sin(2 * np.pi * freq * i / length)
 
 
-# 7.2.2 The damped sine wave
+# 7.2.2 The damped sine wave, and 7.2.3 a function that generates one
 
 
 def generate_sequence(length, period, decay):
@@ -135,13 +141,14 @@ def generate_sequence(length, period, decay):
     value[i] = 0.5 + 0.5 * sin(2*pi*i / period) * exp(-decay * i)
 
     `period` is the number of steps in one full cycle; `decay` sets how fast the
-    swing dies away towards the centre line 0.5.
+    swing dies away towards the centre line 0.5 (7.2.2 says "towards 0", but the
+    formula decays to 0.5).
     """
     i = np.arange(length)
     return 0.5 + 0.5 * np.sin(2 * np.pi * i / period) * np.exp(-decay * i)
 
 
-# 7.2.3 Random damped sine waves, and 7.2.4 sequences of them
+# 7.2.4 Sequences of random damped sine waves
 
 
 def random_parameters(n_patterns, rng=None):
@@ -163,11 +170,9 @@ def generate_examples(length, n_patterns, output, rng=None):
     `rng` is a seed or a NumPy Generator, so the same seed gives the same data.
     """
     period, decay = random_parameters(n_patterns, rng)
-    # one wave per row, as columns so they broadcast over time: [n_patterns, 1]
-    period, decay = period[:, None], decay[:, None]
-    # all waves at once: [n_patterns, length + output], generate_sequence row by row
-    i = np.arange(length + output)
-    waves = 0.5 + 0.5 * np.sin(2 * np.pi * i / period) * np.exp(-decay * i)
+    # all waves at once, one per row: as columns [n_patterns, 1], period and decay
+    # broadcast over the time steps, so waves is [n_patterns, length + output]
+    waves = generate_sequence(length + output, period[:, None], decay[:, None])
     X = waves[:, :length].reshape(n_patterns, length, 1)
     y = waves[:, length:].reshape(n_patterns, output)
     return X.astype("float32"), y.astype("float32")
@@ -243,7 +248,7 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, sum
     )
 
 
-def plot_loss(trainings):
+def plot_losses(trainings):
     fig, ax = plt.subplots(figsize=(8, 4))
     for name, training in trainings.items():
         ax.plot(training["batches"]["step"], training["batches"]["loss"], label=name)
@@ -358,7 +363,7 @@ def run_seed(seed, args, out_dir, first):
 
     if first:
         save_figure(
-            plot_loss({NAMES[n]: r["training"] for n, r in runs.items()}), out_dir / "loss.png"
+            plot_losses({NAMES[n]: r["training"] for n, r in runs.items()}), out_dir / "loss.png"
         )
         # 7.6: one new wave, never seen in training or evaluation
         X_new, y_new = data["new"]
@@ -368,8 +373,7 @@ def run_seed(seed, args, out_dir, first):
         )
         save_figure(figure, out_dir / "prediction.png")
         for name, r in runs.items():
-            write_atomically(out_dir / f"{name}.keras", r["model"].save)
-            print(f"saved {out_dir / f'{name}.keras'}")
+            save_model(r["model"], out_dir / f"{name}.keras")
     return scores, timings
 
 
@@ -502,18 +506,16 @@ def parse_args(argv=None):
     if args.output >= args.length:
         got = f"got output {args.output}, length {args.length}"
         fail(f"--output must be smaller than --length ({got})")
-    if args.seed + args.repeats - 1 >= 2**31:
-        fail(f"--seed + --repeats - 1 must stay below 2**31 (got {args.seed + args.repeats - 1})")
     return args
 
 
 def run(args):
+    seeds = seed_list(args)
     out_dir = prepare_out_dir(args.out_dir)
-    seeds = [args.seed + r for r in range(args.repeats)]
     record = run_record(args, seeds)
     print(f"Keras {record['versions']['keras']}, backend {record['backend']}")
     # 7.1.3 what return_sequences changes
-    record["demo"] = run_demo()
+    record["demo"] = run_demo(args.seed)
     if args.demo:
         record.update(timings_s=dict(data=0.0, fit=0.0, evaluate=0.0), metrics={})
         save_json(record, out_dir / "metrics.json")
@@ -608,7 +610,7 @@ def positive_int(text):
 
 
 def non_negative_int(text):
-    """argparse type for seeds: a whole number from 0 to 2**31 - 1 (what NumPy accepts)."""
+    """argparse type for seeds: a whole number from 0 to 2**31 - 1 (every backend takes it)."""
     try:
         value = int(text)
     except ValueError:
@@ -668,11 +670,24 @@ def save_figure(fig, path):
     print(f"saved {path}")
 
 
+def save_model(model, path):
+    """Save a Keras model as .keras (atomically)."""
+    write_atomically(path, model.save)
+    print(f"saved {path}")
+
+
 def save_json(data, path):
     """Write a JSON record (atomically)."""
     text = json.dumps(data, indent=2, default=float) + "\n"
     write_atomically(path, lambda tmp: Path(tmp).write_text(text))
     print(f"saved {path}")
+
+
+def seed_list(args):
+    """The seeds of a run, --seed and the --repeats - 1 after it, checked before any work."""
+    if args.seed + args.repeats - 1 >= 2**31:
+        fail(f"--seed + --repeats - 1 must stay below 2**31 (got {args.seed + args.repeats - 1})")
+    return [args.seed + r for r in range(args.repeats)]
 
 
 def run_record(args, seeds):
@@ -743,7 +758,8 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
     """
     import keras
 
-    batches, logged, now = {"step": [], "epoch_step": []}, {}, {"epoch": 0}
+    batches = {"step": [], "epoch_step": []}
+    now = {"epoch": 0}
 
     def record(batch, logs):
         # Keras passes the index of the last batch of each call; the last call of an
@@ -752,7 +768,7 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         batches["epoch_step"].append(min(batch + 1, steps))
         batches["step"].append(now["epoch"] * steps + batches["epoch_step"][-1])
         for key, value in logs.items():
-            logged.setdefault(key, []).append(value)  # floats after fit: no wait per batch
+            batches.setdefault(key, []).append(float(value))
 
     recorder = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: now.update(epoch=epoch), on_train_batch_end=record
@@ -767,9 +783,7 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         validation_data=validation_data,
         callbacks=[recorder, *callbacks, ctrl_c_callback()],
     )
-    fit_s = time.perf_counter() - start
-    batches.update({key: [float(v) for v in values] for key, values in logged.items()})
-    return {"history": history.history, "batches": batches, "fit_s": fit_s}
+    return {"history": history.history, "batches": batches, "fit_s": time.perf_counter() - start}
 
 
 def ctrl_c_callback():

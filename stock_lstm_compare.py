@@ -495,7 +495,8 @@ def lesson_steps(mid, train_size, test_size, dates, stock, args, out_dir):
         "leaks in the lesson protocol: the test data are scaled by a MinMaxScaler fitted on the "
         "test data itself (step 2); each training day is scaled by the min/max of its "
         f"{args.norm_window}-day window, later days included (step 2); the test set is the "
-        "validation data, so the lesson picks its best network on the test set (steps 6-7). "
+        "validation data, and the chapter names its best network by ranking one run of each on "
+        "the test set (steps 6-7). "
         "Not a leak but a mismatch: training inputs and targets are smoothed, test ones are not "
         "(step 3)."
     )
@@ -506,7 +507,7 @@ def lesson_steps(mid, train_size, test_size, dates, stock, args, out_dir):
         "scaler": prep["scaler"],  # the test data's own scaler, as the lesson's plot_predictions
         "price_splits": ["test"],
         "val_split": "test",  # the lesson validates on the test set ...
-        "monitor": "loss",  # ... and its ModelCheckpoint watches the training loss
+        "monitor": None,  # ... and scores the model after its last epoch
         "val_label": "test set",
         "sizes": {"train": train_size, "test": test_size},
         "note": leaks,
@@ -619,10 +620,12 @@ def plot_predictions(predictions, y_test, scaler, title, path):
 def run_network(name, setup, args, seed, out_dir=None):
     """One network through the lesson's steps: define, compile, fit, predict, evaluate.
 
-    As the lesson's ModelCheckpoint(monitor, save_best_only=True), the weights of
-    the best epoch by the protocol's monitor are kept ("loss" in the lesson,
-    "val_loss" in the strict protocol). Given out_dir (the first seed), the model
-    is also summarised and saved, and its losses and predictions plotted.
+    The lesson protocol scores the model as it is after its last epoch, as the chapter
+    does. (The chapter's ModelCheckpoint(monitor="loss", save_best_only=True) writes a
+    file at each better training loss, and nothing ever reads those files back, so we
+    don't repeat it.) extra – the strict protocol restores the epoch with the lowest
+    validation loss. Given out_dir (the first seed), the model is also summarised and
+    saved, and its losses and predictions plotted.
     """
     import keras
 
@@ -632,13 +635,17 @@ def run_network(name, setup, args, seed, out_dir=None):
     model = MODEL_BUILDERS[name](setup["input_shape"])
     # compile model
     model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
-    # fit model, keeping the best epoch's weights (patience=epochs: it never stops early)
-    best = keras.callbacks.EarlyStopping(
-        monitor=setup["monitor"], patience=args.epochs, restore_best_weights=True
-    )
+    # fit model; strict: keep the best epoch (patience=epochs: it never stops early)
+    callbacks = []
+    if setup["monitor"]:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=setup["monitor"], patience=args.epochs, restore_best_weights=True
+            )
+        )
     x, y, validation = frames["train"], splits["train"]["y"], (frames[val], splits[val]["y"])
     fit = train_network(
-        model, x, y, args.epochs, args.batch_size, args.verbose, validation, callbacks=[best]
+        model, x, y, args.epochs, args.batch_size, args.verbose, validation, callbacks=callbacks
     )
     t0 = time.perf_counter()
     # make predictions on every split
@@ -648,14 +655,14 @@ def run_network(name, setup, args, seed, out_dir=None):
     evaluate_s = time.perf_counter() - t0
     if out_dir is not None:  # the first seed: summary, saved model, figures
         model.summary()
-        write_atomically(out_dir / f"{name}.keras", model.save)
+        save_model(model, out_dir / f"{name}.keras")
         plot_losses(fit["history"], name, setup["val_label"], out_dir / f"losses_{name}.png")
         title = f"{name}: test predictions (MAE {scores['test_mae']:.4f} scaled)"
         path = out_dir / f"predictions_{name}.png"
         plot_predictions(predictions["test"], splits["test"]["y"], setup["scaler"], title, path)
     return {
         "scores": scores,
-        "best_epoch": best.best_epoch + 1,
+        "epoch_kept": callbacks[0].best_epoch + 1 if callbacks else args.epochs,
         "history": fit["history"],
         "params": model.count_params(),
         "fit_s": fit["fit_s"],
@@ -881,7 +888,7 @@ def print_results(rows, protocol, n_targets, with_std, with_val):
     print(f"MAE on the {n_targets} test targets (scaled units; in prices via {scaler}):")
     columns = ["rank", "model", "test MAE"] + (["± std"] if with_std else [])
     columns += ["test MAE (price)"] + (["val MAE"] if with_val else [])
-    columns += ["train MAE", "params", "best epoch"]  # best epoch: one per seed
+    columns += ["train MAE", "params", "epoch kept"]  # one per seed
     table = []
     for row in rows:
         table.append(
@@ -894,7 +901,7 @@ def print_results(rows, protocol, n_targets, with_std, with_val):
                 "val MAE": row.get("val_mae", ""),
                 "train MAE": row["train_mae"],
                 "params": row.get("params", ""),
-                "best epoch": "/".join(str(epoch) for epoch in row.get("best_epochs", [])),
+                "epoch kept": "/".join(str(epoch) for epoch in row.get("epochs_kept", [])),
             }
         )
     print_table(table, columns)
@@ -1043,6 +1050,7 @@ def parse_args(argv=None):
 def run(args):
     """The lesson's steps, or the strict protocol's, then one table of every model and baseline."""
     t_start = time.perf_counter()
+    seeds = seed_list(args)
     # load the data and check that it fits the split: bad data stops here, nothing written
     try:
         data = load_prices(args.csv, args.ticker)
@@ -1095,7 +1103,6 @@ def run(args):
     timings["evaluate"] += time.perf_counter() - t0
 
     # train each network (over --repeats seeds); the first seed plots and saves
-    seeds = [args.seed + r for r in range(args.repeats)]
     for r, seed in enumerate(seeds):
         for name in args.models:
             of = f" (seed {seed}, {r + 1} of {len(seeds)})" if len(seeds) > 1 else ""
@@ -1105,9 +1112,9 @@ def run(args):
             timings["evaluate"] += result["evaluate_s"]
             entry = results.setdefault(
                 name,
-                {"kind": "network", "scores": {}, "params": result["params"], "best_epochs": []},
+                {"kind": "network", "scores": {}, "params": result["params"], "epochs_kept": []},
             )
-            entry["best_epochs"].append(result["best_epoch"])
+            entry["epochs_kept"].append(result["epoch_kept"])
             for key, value in result["scores"].items():
                 entry["scores"].setdefault(key, []).append(value)
 
@@ -1201,7 +1208,7 @@ def positive_int(text):
 
 
 def non_negative_int(text):
-    """argparse type for seeds: a whole number from 0 to 2**31 - 1 (what NumPy accepts)."""
+    """argparse type for seeds: a whole number from 0 to 2**31 - 1 (every backend takes it)."""
     try:
         value = int(text)
     except ValueError:
@@ -1261,11 +1268,24 @@ def save_figure(fig, path):
     print(f"saved {path}")
 
 
+def save_model(model, path):
+    """Save a Keras model as .keras (atomically)."""
+    write_atomically(path, model.save)
+    print(f"saved {path}")
+
+
 def save_json(data, path):
     """Write a JSON record (atomically)."""
     text = json.dumps(data, indent=2, default=float) + "\n"
     write_atomically(path, lambda tmp: Path(tmp).write_text(text))
     print(f"saved {path}")
+
+
+def seed_list(args):
+    """The seeds of a run, --seed and the --repeats - 1 after it, checked before any work."""
+    if args.seed + args.repeats - 1 >= 2**31:
+        fail(f"--seed + --repeats - 1 must stay below 2**31 (got {args.seed + args.repeats - 1})")
+    return [args.seed + r for r in range(args.repeats)]
 
 
 def run_record(args, seeds):
@@ -1336,7 +1356,8 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
     """
     import keras
 
-    batches, logged, now = {"step": [], "epoch_step": []}, {}, {"epoch": 0}
+    batches = {"step": [], "epoch_step": []}
+    now = {"epoch": 0}
 
     def record(batch, logs):
         # Keras passes the index of the last batch of each call; the last call of an
@@ -1345,7 +1366,7 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         batches["epoch_step"].append(min(batch + 1, steps))
         batches["step"].append(now["epoch"] * steps + batches["epoch_step"][-1])
         for key, value in logs.items():
-            logged.setdefault(key, []).append(value)  # floats after fit: no wait per batch
+            batches.setdefault(key, []).append(float(value))
 
     recorder = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: now.update(epoch=epoch), on_train_batch_end=record
@@ -1360,9 +1381,7 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         validation_data=validation_data,
         callbacks=[recorder, *callbacks, ctrl_c_callback()],
     )
-    fit_s = time.perf_counter() - start
-    batches.update({key: [float(v) for v in values] for key, values in logged.items()})
-    return {"history": history.history, "batches": batches, "fit_s": fit_s}
+    return {"history": history.history, "batches": batches, "fit_s": time.perf_counter() - start}
 
 
 def ctrl_c_callback():

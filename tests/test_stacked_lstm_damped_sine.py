@@ -239,6 +239,7 @@ def test_learning_beats_both_baselines_on_fresh_data():
         (["--output", "50"], "--output must be smaller than --length"),
         (["--length", "10", "--output", "12"], "--output must be smaller than --length"),
         (["--length", "1"], "--length must be 2 or more"),
+        (["--seed", "2147483647", "--repeats", "2"], "--seed + --repeats - 1 must stay below"),
     ],
 )
 def test_bad_options_exit_2_and_write_nothing(tmp_path, capsys, args, words):
