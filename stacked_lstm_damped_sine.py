@@ -824,8 +824,7 @@ def ctrl_c_callback():
                 self.restore()
                 raise KeyboardInterrupt
 
-        # batch *begin* hooks: overriding the batch end ones would make Keras run
-        # every callback synchronously on backends that can dispatch them in a thread
+        # checked as each batch or epoch begins, in plain Python
         on_epoch_begin = on_epoch_end = on_train_batch_begin = on_test_batch_begin = check
 
         def on_train_end(self, logs=None):
@@ -836,19 +835,14 @@ def ctrl_c_callback():
 
 
 def library_versions():
-    """Versions worth recording with every result."""
+    """Versions worth recording with every result: Python, the backend, each package found."""
     from importlib.metadata import PackageNotFoundError, version
 
     import keras
 
-    versions = {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "matplotlib": matplotlib.__version__,
-        "keras": keras.__version__,
-        "backend": keras.backend.backend(),
-    }
-    for package in ("tensorflow", "jax", "torch", "pandas", "scikit-learn"):
+    versions = {"python": platform.python_version(), "backend": keras.backend.backend()}
+    packages = "keras numpy matplotlib tensorflow jax torch pandas scikit-learn"
+    for package in packages.split():
         try:
             versions[package] = version(package)
         except PackageNotFoundError:  # optional packages
