@@ -317,6 +317,7 @@ def vanilla_lstm(length=50, output=5, units=20):
     )
 
 
+STREAMS = ["train", "eval", "predict", "figures"]  # one random stream each, per seed
 NAMES = {
     "stacked_lstm": "stacked LSTM (2 layers)",
     "vanilla_lstm": "vanilla LSTM (1 layer)",
@@ -340,7 +341,7 @@ def run_seed(seed, args, out_dir, first):
 
     keras.backend.clear_session()  # free the previous seed's models before building new ones
     start = time.perf_counter()
-    data = make_data(args, random_streams(seed, ["train", "eval", "predict", "figures"]))
+    data = make_data(args, random_streams(seed, STREAMS))
     timings = dict(data=time.perf_counter() - start, fit=0.0, evaluate=0.0)
     builders = {"stacked_lstm": lambda: stacked_lstm(args.length, args.output, args.units)}
     if args.compare_vanilla:
@@ -531,7 +532,7 @@ def run(args):
         plot_sine_wave(damped, "A damped sine wave (period 10, decay 0.05)"),
         out_dir / "damped_sine_wave.png",
     )
-    figures = random_streams(args.seed, ["train", "eval", "predict", "figures"])["figures"]
+    figures = random_streams(args.seed, STREAMS)["figures"]
     save_figure(plot_examples(*generate_examples(20, 5, 5, figures)), out_dir / "examples.png")
 
     # 7.3 to 7.6 for each seed

@@ -204,7 +204,7 @@ def stock_case():
         )
         return seconds, score(models)
 
-    def script():  # as run_network trains it: best epoch kept in memory, written once
+    def script():  # the best epoch kept in memory (EarlyStopping), written once, as strict does
         models = {}
 
         def fit_all():
