@@ -107,9 +107,8 @@ def run_demo(seed=7):
     last_only, every_step = demo_return_sequences(seed)
     print("7.1.3 LSTM(1) on [0.1, 0.2, 0.3]:")
     for name, out in (("False", last_only), ("True ", every_step)):
-        print(
-            f"  return_sequences={name} -> shape {out.shape}: {np.round(out.ravel(), 4).tolist()}"
-        )
+        values = [round(float(v), 4) for v in out.ravel()]
+        print(f"  return_sequences={name} -> shape {out.shape}: {values}")
     print("False gives one value for the whole sequence; True gives one value per time step,")
     print("a 3D sequence that another LSTM layer can read. That is what stacking needs.\n")
     stacked_lstm(n_layers=4).summary()
