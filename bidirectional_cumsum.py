@@ -782,9 +782,12 @@ def non_negative_int(text):
 
 
 def run_main(run, args):
-    """Run `run(args)` headless (unless --show); Ctrl-C gives one line and exit status 130."""
+    """Run `run(args)` quietly and headless (unless --show); Ctrl-C: one line, exit 130."""
     if not args.show:
         matplotlib.use("Agg")  # save figures, never open a window
+    # Keep TensorFlow's C++ start-up chatter (INFO and WARNING lines, among them a
+    # "failed call to cuInit" on machines without a GPU) quiet. A value you set wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return run(args)
     except KeyboardInterrupt:
