@@ -23,6 +23,7 @@ the output folder (`metrics.json`). The support code sits at the bottom.
 """
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -33,6 +34,7 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 # Keras is imported inside the functions that need it, not up here: importing it
 # takes seconds, and `--help` or a mistyped option should answer at once.
@@ -40,7 +42,9 @@ import numpy as np
 # The lesson's configuration (7.3 to 7.5), and the tiny one of --quick. (The text of 7.3
 # says 20 input time steps; its code, which we follow, uses length = 50.)
 LESSON = dict(length=50, output=5, n_train=10_000, n_eval=1_000, batch_size=10, epochs=1, units=20)
-QUICK = dict(n_train=500, n_eval=200)
+LESSON_LAYERS = 2  # two LSTM layers, 20 cells each
+# --quick: the grid of --experiment length shrinks too (4 trainings, seconds each)
+QUICK = dict(n_train=500, n_eval=200, lengths="25,50", cells="5,10", n_trains="500")
 
 # extra – speed settings: the only place they are set. The model is tiny and a batch
 # holds 10 examples, so most of the time goes to per-step overhead: Keras runs 50
@@ -55,11 +59,11 @@ SPEED = dict(steps_per_execution=50, jit_compile=True)
 # ---------------------------------------------------------------------------
 
 
-def demo_return_sequences(seed=7):
-    """The output of one LSTM(1) layer on [0.1, 0.2, 0.3], without and with return_sequences.
+def demo_return_sequences(seed=7, units=1):
+    """The output of one LSTM(units) layer on [0.1, 0.2, 0.3], without and with return_sequences.
 
-    Returns the two outputs as NumPy arrays, of shape (1, 1) and (1, 3, 1). The
-    untrained weights are random: `seed` fixes them.
+    Returns the two outputs as NumPy arrays, of shape (1, units) and (1, 3, units).
+    The untrained weights are random: `seed` fixes them.
     """
     import keras
     from keras import layers
@@ -68,32 +72,39 @@ def demo_return_sequences(seed=7):
     data = np.array([0.1, 0.2, 0.3], dtype="float32").reshape((1, 3, 1))
     outputs = []
     for return_sequences in (False, True):
-        # define model where the LSTM is also the output layer (a single memory cell)
+        # define model where the LSTM is also the output layer (the lesson: 1 memory cell)
         keras.utils.set_random_seed(seed)
         model = keras.Sequential(
-            [keras.Input(shape=(3, 1)), layers.LSTM(1, return_sequences=return_sequences)]
+            [keras.Input(shape=(3, 1)), layers.LSTM(units, return_sequences=return_sequences)]
         )
         # make and show prediction
         outputs.append(model.predict(data, verbose=0))
     return outputs[0], outputs[1]
 
 
-def stacked_lstm(length=50, output=5, units=20, n_layers=2):
+def stacked_lstm(length=50, output=5, units=20, n_layers=2, dropout=0.0):
     """A stacked LSTM: every LSTM but the last returns its whole sequence.
 
     7.1.3 shows the pattern with 2 and 4 hidden layers; with the lesson's settings
-    (n_layers=2) this is the model that 7.3 defines and compiles.
+    (n_layers=2) this is the model that 7.3 defines and compiles. `units` is one
+    number (the same for every layer) or one per layer, e.g. [30, 20, 10] (then it
+    sets the number of layers). extra – `dropout` > 0 puts a Dropout layer between
+    the LSTM layers.
     """
     import keras
     from keras import layers
 
-    model = keras.Sequential(name=f"stacked_lstm_{n_layers}_layers")
+    units = [units] * n_layers if np.isscalar(units) else list(units)
+    model = keras.Sequential(name=f"stacked_lstm_{len(units)}_layers")
     model.add(keras.Input(shape=(length, 1)))  # [batch, 50 time steps, 1 feature]
-    for _ in range(n_layers - 1):
+    for u in units[:-1]:
         # hands one vector per time step upward: [batch, 50, 1] -> [batch, 50, 20]
-        model.add(layers.LSTM(units, return_sequences=True))
+        model.add(layers.LSTM(u, return_sequences=True))
+        if dropout:
+            # extra – zeroes a random fraction of those vectors while training
+            model.add(layers.Dropout(dropout))
     # reads the sequence below and keeps only its last state: [batch, 50, 20] -> [batch, 20]
-    model.add(layers.LSTM(units))
+    model.add(layers.LSTM(units[-1]))
     # all 5 future points at once: [batch, 20] -> [batch, 5]
     model.add(layers.Dense(output))
     return model
@@ -104,18 +115,22 @@ def run_demo(seed=7):
 
     (The 2-layer model is printed when 7.3 defines it.)
     """
-    last_only, every_step = demo_return_sequences(seed)
-    print("7.1.3 LSTM(1) on [0.1, 0.2, 0.3]:")
-    for name, out in (("False", last_only), ("True ", every_step)):
-        values = [round(float(v), 4) for v in out.ravel()]
-        print(f"  return_sequences={name} -> shape {out.shape}: {values}")
+    record = {}
+    for units in (1, 2):  # extra – LSTM(2), so that units and time steps can be told apart
+        last_only, every_step = demo_return_sequences(seed, units)
+        print(f"7.1.3 LSTM({units}) on [0.1, 0.2, 0.3]:")
+        for name, out in (("False", last_only), ("True ", every_step)):
+            values = out.astype(float).round(4).tolist()  # nested like the shape
+            print(f"  return_sequences={name} -> shape {out.shape}: {values}")
+        prefix = "" if units == 1 else f"lstm{units}_"
+        record[f"{prefix}return_sequences_false"] = last_only.tolist()
+        record[f"{prefix}return_sequences_true"] = every_step.tolist()
     print("False gives one value for the whole sequence; True gives one value per time step,")
-    print("a 3D sequence that another LSTM layer can read. That is what stacking needs.\n")
+    print("a 3D sequence that another LSTM layer can read. That is what stacking needs.")
+    print("Shapes are [batch, time steps, units]: the time axis (3) stays, the last axis is the")
+    print("number of units (1 or 2).\n")
     stacked_lstm(n_layers=4).summary()
-    return {
-        "return_sequences_false": last_only.tolist(),
-        "return_sequences_true": every_step.tolist(),
-    }
+    return record
 
 
 # ---------------------------------------------------------------------------
@@ -224,8 +239,12 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, sum
     model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
     if summary:
         model.summary()
-    # fit model: one pass over fresh examples, so each example is seen once. A
-    # stateless LSTM starts every sequence from a zero state, whatever the batch size.
+        print_lstm_parameters(model)
+    # fit model: one pass over fresh examples, so each example is seen once.
+    # Note: 7.4 says batch size 10 "resets the LSTM's state every 10 samples". Not so: this
+    # LSTM is stateless, so every sequence (every sample) starts from a zero state, and no
+    # state passes from one sample to the next. The batch size only sets how many samples
+    # are averaged into each weight update (10 here: 1,000 updates for 10,000 samples).
     print(f"7.4 fit {model.name} on {len(X):,} examples, batch size {batch_size}")
     training = train_network(model, X, y, epochs, batch_size, verbose)
     # evaluate model on fresh examples
@@ -286,6 +305,32 @@ def plot_prediction(x, y, yhat, persistence):
 # ---------------------------------------------------------------------------
 
 
+def lstm_parameters(model):
+    """extra – each LSTM layer's parameters, from the formula and from Keras.
+
+    An LSTM layer of u cells reading i features per step has 4 gates, each with
+    weights for the input (i), for the previous output (u) and a bias (1), per cell:
+    4·u·(i + u + 1). A layer reads the units of the LSTM below it (1 for the first).
+    """
+    import keras
+
+    rows, i = [], model.input_shape[-1]
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.LSTM):
+            u = layer.units
+            rows.append(dict(layer=layer.name, i=i, u=u, formula=4 * u * (i + u + 1)))
+            rows[-1]["keras"] = layer.count_params()
+            i = u
+    return rows
+
+
+def print_lstm_parameters(model):
+    """extra – one line per LSTM layer: 4·u·(i+u+1), checked against Keras's count."""
+    for r in lstm_parameters(model):
+        check = "matches Keras" if r["formula"] == r["keras"] else f"but Keras says {r['keras']:,}"
+        print(f"  {r['layer']}: 4·{r['u']}·({r['i']}+{r['u']}+1) = {r['formula']:,} ({check})")
+
+
 def mae(y_true, y_pred):
     """Mean absolute error over every predicted point (Keras's 'mae' loss)."""
     return float(np.mean(np.abs(np.asarray(y_true) - np.asarray(y_pred))))
@@ -316,13 +361,47 @@ def vanilla_lstm(length=50, output=5, units=20):
     )
 
 
+def many_to_many(length=50, output=5, units=(20, 20), dropout=0.0):
+    """extra – the variant 7.2.4 suggests: the 5 points come out one per time step.
+
+    An encoder (every LSTM layer but the last) reads the wave into one vector;
+    RepeatVector hands that vector to each of the 5 output steps; the decoder (an LSTM
+    of the last layer's size) returns one vector per step, and the same Dense(1) turns
+    each into one point. The LSTM sizes are the stacked model's, so the two differ only
+    in how the 5 points are produced. Needs 2 or more layers.
+    """
+    import keras
+    from keras import layers
+
+    model = keras.Sequential(name="many_to_many")
+    model.add(keras.Input(shape=(length, 1)))  # [batch, 50, 1]
+    for n, u in enumerate(units[:-1]):
+        # encoder; its last layer keeps only the last state: [batch, 50, 1] -> [batch, 20]
+        model.add(layers.LSTM(u, return_sequences=n < len(units) - 2))
+        if dropout:
+            model.add(layers.Dropout(dropout))
+    model.add(layers.RepeatVector(output))  # the same vector for each output step: [batch, 5, 20]
+    model.add(layers.LSTM(units[-1], return_sequences=True))  # decoder: [batch, 5, 20]
+    model.add(layers.Dense(1))  # Dense acts on the last axis, at every step: [batch, 5, 1]
+    model.add(layers.Reshape((output,)))  # [batch, 5, 1] -> [batch, 5], the shape of y
+    return model
+
+
 STREAMS = ["train", "eval", "predict", "figures"]  # one random stream each, per seed
 NAMES = {
     "stacked_lstm": "stacked LSTM (2 layers)",
     "vanilla_lstm": "vanilla LSTM (1 layer)",
+    "many_to_many": "many-to-many LSTM (encoder-decoder)",
     "persistence": "persistence (last value)",
     "centre_line": "centre line (0.5)",
 }
+
+
+def model_names(args):
+    """The table's names, with the stacked LSTM's layers when they are not the lesson's."""
+    if args.units == [LESSON["units"]] * LESSON_LAYERS:
+        return NAMES
+    return dict(NAMES, stacked_lstm=f"stacked LSTM ({','.join(map(str, args.units))} cells)")
 
 
 def make_data(args, streams):
@@ -342,9 +421,14 @@ def run_seed(seed, args, out_dir, first):
     start = time.perf_counter()
     data = make_data(args, random_streams(seed, STREAMS))
     timings = dict(data=time.perf_counter() - start, fit=0.0, evaluate=0.0)
-    builders = {"stacked_lstm": lambda: stacked_lstm(args.length, args.output, args.units)}
+    units, dropout = args.units, args.dropout
+    builders = {
+        "stacked_lstm": lambda: stacked_lstm(args.length, args.output, units, dropout=dropout)
+    }
     if args.compare_vanilla:
-        builders["vanilla_lstm"] = lambda: vanilla_lstm(args.length, args.output, args.units)
+        builders["vanilla_lstm"] = lambda: vanilla_lstm(args.length, args.output, units[0])
+    if args.many_to_many:
+        builders["many_to_many"] = lambda: many_to_many(args.length, args.output, units, dropout)
     runs = {}
     for name, build in builders.items():
         runs[name] = run_lesson(
@@ -356,14 +440,21 @@ def run_seed(seed, args, out_dir, first):
     # extra – every model and baseline scored on the very same evaluation examples
     X_eval, y_eval = data["eval"]
     scores = {
-        n: dict(mae=mae(y_eval, r["yhat_eval"]), keras_mae=r["keras_mae"]) for n, r in runs.items()
+        n: dict(
+            mae=mae(y_eval, r["yhat_eval"]),
+            keras_mae=r["keras_mae"],
+            params=r["model"].count_params(),
+            fit_s=r["training"]["fit_s"],
+        )
+        for n, r in runs.items()
     }
     scores["persistence"] = dict(mae=mae(y_eval, persistence_forecast(X_eval, args.output)))
     scores["centre_line"] = dict(mae=mae(y_eval, centre_line_forecast(X_eval, args.output)))
 
     if first:
         save_figure(
-            plot_losses({NAMES[n]: r["training"] for n, r in runs.items()}), out_dir / "loss.png"
+            plot_losses({model_names(args)[n]: r["training"] for n, r in runs.items()}),
+            out_dir / "loss.png",
         )
         # 7.6: one new wave, never seen in training or evaluation
         X_new, y_new = data["new"]
@@ -387,15 +478,18 @@ def summarise(per_seed):
         summary[name]["mae_per_seed"] = values
         if "keras_mae" in per_seed[0][name]:
             summary[name]["keras_evaluate_mae_per_seed"] = [s[name]["keras_mae"] for s in per_seed]
+            summary[name]["params"] = per_seed[0][name]["params"]
+            summary[name]["fit_s_mean"] = mean_std([s[name]["fit_s"] for s in per_seed])["mean"]
     return summary
 
 
-def report(summary, n_seeds):
+def report(summary, n_seeds, names=NAMES):
     """The one results table, and a plain sentence on who wins."""
     lstm = summary["stacked_lstm"]["mae_mean"]
     rows = []
     for name, s in summary.items():
-        row = {"model": NAMES[name], "MAE": s["mae_mean"]}
+        row = {"model": names[name], "params": f"{s['params']:,}" if "params" in s else "-"}
+        row["MAE"] = s["mae_mean"]
         if n_seeds > 1:
             row["± std"] = s["mae_std"]
         change = 100 * (lstm / s["mae_mean"] - 1)
@@ -408,20 +502,22 @@ def report(summary, n_seeds):
     for base in ("persistence", "centre_line"):
         other = summary[base]["mae_mean"]
         verdict = "beats" if lstm < other else "does NOT beat"
-        print(f"The stacked LSTM {verdict} {NAMES[base]}: {lstm:.4f} vs {other:.4f}.")
-    if "vanilla_lstm" in summary:
-        vanilla = summary["vanilla_lstm"]["mae_mean"]
-        winner = "stacked" if lstm < vanilla else "vanilla"
-        gap = 100 * abs(lstm - vanilla) / max(lstm, vanilla)
+        print(f"The stacked LSTM {verdict} {names[base]}: {lstm:.4f} vs {other:.4f}.")
+    for other_model in ("vanilla_lstm", "many_to_many"):
+        if other_model not in summary:
+            continue
+        other = summary[other_model]["mae_mean"]
+        winner = "stacked LSTM" if lstm < other else names[other_model]
+        gap = 100 * abs(lstm - other) / max(lstm, other)
         print(
-            f"Stacked vs vanilla: the {winner} LSTM has the lower MAE, "
-            f"{lstm:.4f} vs {vanilla:.4f} ({gap:.0f}% apart)."
+            f"Against the {names[other_model]}: the {winner} has the lower MAE, "
+            f"{lstm:.4f} vs {other:.4f} ({gap:.0f}% apart)."
         )
         if n_seeds > 1:
             pairs = zip(
-                summary["stacked_lstm"]["mae_per_seed"], summary["vanilla_lstm"]["mae_per_seed"]
+                summary["stacked_lstm"]["mae_per_seed"], summary[other_model]["mae_per_seed"]
             )
-            wins = sum(stacked < vanilla for stacked, vanilla in pairs)
+            wins = sum(stacked < o for stacked, o in pairs)
             print(f"Seed by seed, the stacked LSTM wins {wins} of {n_seeds}.")
 
 
@@ -440,8 +536,158 @@ def plot_mae_bars(summary):
 
 
 # ---------------------------------------------------------------------------
+# Beyond the lesson (extra): the 7.9 experiment, longer waves
+# ---------------------------------------------------------------------------
+# 7.9 asks how many more training examples and/or memory cells longer waves need. Every
+# training of the grid makes its own data from its own seed, so the trainings could run
+# in any order, or in parallel, and give the same numbers. A longer wave has decayed
+# further towards 0.5 by its end, so raw MAE falls with the length whatever the model;
+# each cell is scored as skill against the better baseline instead:
+# skill = 1 - MAE / min(MAE persistence, MAE centre line). Above 0 beats both baselines,
+# 1 is perfect.
+
+
+def length_training(seed, length, n_train, cells, args):
+    """One training of the grid: the stacked LSTM (args.layers of `cells` each) at one length."""
+    import keras
+
+    keras.backend.clear_session()  # free the previous training's model
+    start = time.perf_counter()
+    config = argparse.Namespace(**{**vars(args), "length": length, "n_train": n_train})
+    data = make_data(config, random_streams(seed, STREAMS))
+    data_s = time.perf_counter() - start
+
+    def define_model():
+        return stacked_lstm(length, args.output, [cells] * args.layers, dropout=args.dropout)
+
+    run = run_lesson(define_model, data, seed, args.batch_size, args.epochs, args.verbose)
+    X_eval, y_eval = data["eval"]
+    return dict(
+        seed=seed,
+        length=length,
+        n_train=n_train,
+        cells=cells,
+        params=run["model"].count_params(),
+        mae=mae(y_eval, run["yhat_eval"]),
+        persistence=mae(y_eval, persistence_forecast(X_eval, args.output)),
+        centre_line=mae(y_eval, centre_line_forecast(X_eval, args.output)),
+        data_s=data_s,
+        fit_s=run["training"]["fit_s"],
+        evaluate_s=run["evaluate_s"],
+    )
+
+
+def summarise_grid(runs):
+    """Per grid cell (length, n_train, cells): mean (± std) over seeds of MAE and skill."""
+    runs = runs.assign(baseline=runs[["persistence", "centre_line"]].min(axis=1))
+    runs["skill"] = 1 - runs["mae"] / runs["baseline"]
+
+    def over_seeds(group):
+        row = {"params": group["params"].iloc[0], "seeds_beating_both": (group["skill"] > 0).sum()}
+        for column in ("mae", "skill", "persistence", "centre_line"):
+            row.update({f"{column}_{k}": v for k, v in mean_std(group[column]).items()})
+        return pd.Series(row)
+
+    columns = ["params", "mae", "skill", "persistence", "centre_line"]
+    keys = ["length", "n_train", "cells"]
+    return runs, runs.groupby(keys)[columns].apply(over_seeds).reset_index()
+
+
+def smallest_winners(grid):
+    """Per length, the grid cell with the fewest parameters (then examples) beating both."""
+    wins = grid[grid["skill_mean"] > 0].sort_values(["params", "n_train"])
+    return {length: wins[wins["length"] == length].head(1) for length in grid["length"].unique()}
+
+
+def report_grid(grid, n_seeds):
+    """The one results table: a row per length and n_train, a skill column per cell count."""
+    rows = []
+    for (length, n_train), group in grid.groupby(["length", "n_train"]):
+        row = {"length": length, "examples": f"{n_train:,}"}
+        row["persistence MAE"] = group["persistence_mean"].iloc[0]
+        row["centre MAE"] = group["centre_line_mean"].iloc[0]
+        for r in group.itertuples():
+            spread = f" ± {r.skill_std:.2f}" if n_seeds > 1 else ""
+            row[f"skill, {r.cells} cells"] = f"{r.skill_mean:+.2f}{spread}"
+        rows.append(row)
+    seeds = f", mean ± std over {n_seeds} seeds" if n_seeds > 1 else ""
+    print(f"\nResults: skill = 1 - MAE / (the better baseline's MAE){seeds}; > 0 beats both")
+    print_table(rows, list(rows[0]))
+    print("Smallest model that beats both baselines (mean skill > 0), per input length:")
+    for length, best in smallest_winners(grid).items():
+        if best.empty:
+            print(f"  length {length}: none in this grid")
+            continue
+        b = best.iloc[0]
+        print(
+            f"  length {length}: {b['cells']} cells per layer ({b['params']:,} parameters), "
+            f"{b['n_train']:,} examples: skill {b['skill_mean']:+.2f}, MAE {b['mae_mean']:.4f} "
+            f"({b['seeds_beating_both']} of {n_seeds} seeds beat both)"
+        )
+
+
+def plot_skill_grid(grid):
+    """Heat maps of skill: input length against cells per layer, one panel per n_train."""
+    n_trains = sorted(grid["n_train"].unique())
+    fig, axes = plt.subplots(1, len(n_trains), figsize=(4.5 * len(n_trains) + 1, 4), squeeze=False)
+    for ax, n_train in zip(axes[0], n_trains):
+        table = grid[grid["n_train"] == n_train].pivot(
+            index="length", columns="cells", values="skill_mean"
+        )
+        image = ax.imshow(table.to_numpy(), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+        for (row, col), value in np.ndenumerate(table.to_numpy()):
+            ax.text(col, row, f"{value:+.2f}", ha="center", va="center", fontsize=9)
+        ax.set_xticks(range(len(table.columns)), table.columns)
+        ax.set_yticks(range(len(table.index)), table.index)
+        ax.set(title=f"{n_train:,} training examples", xlabel="cells per LSTM layer")
+    axes[0][0].set_ylabel("input length (time steps)")
+    fig.colorbar(image, ax=axes[0].tolist(), label="skill vs the better baseline (> 0 beats both)")
+    fig.suptitle("Longer waves: skill of the stacked LSTM (blue beats both baselines)")
+    return fig
+
+
+def run_length_experiment(args, seeds, out_dir, record):
+    """--experiment length: the whole grid, its table, figure and metrics.json."""
+    grid_keys = itertools.product(seeds, args.lengths, args.n_trains, args.cells)
+    runs, grid = summarise_grid(pd.DataFrame([length_training(*k, args) for k in grid_keys]))
+    report_grid(grid, len(seeds))
+    save_figure(plot_skill_grid(grid), out_dir / "length_experiment.png")
+    winners = smallest_winners(grid)
+    record.update(
+        data="generated: random damped sine waves (period 10-20, decay 0.01-0.1)",
+        timings_s={k: round(runs[f"{k}_s"].sum(), 3) for k in ("data", "fit", "evaluate")},
+        metrics=dict(
+            grid=json.loads(grid.to_json(orient="records")),
+            smallest_beating_both={
+                str(length): json.loads(best.to_json(orient="records"))[0] if len(best) else None
+                for length, best in winners.items()
+            },
+            runs=json.loads(runs.to_json(orient="records")),
+        ),
+    )
+    save_json(record, out_dir / "metrics.json")
+    return 0
+
+
+# ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
+
+
+def positive_int_list(text):
+    """argparse type: whole numbers >= 1 separated by commas, e.g. 30,20,10 (or just 20)."""
+    return [positive_int(part) for part in text.split(",")]
+
+
+def dropout_rate(text):
+    """argparse type: a fraction from 0 up to (not including) 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.2, got {text!r}")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 up to (not including) 1, got {value}")
+    return value
 
 
 def build_parser():
@@ -457,12 +703,27 @@ def build_parser():
         ("--n-eval", "fresh evaluation examples"),
         ("--batch-size", "examples per weight update"),
         ("--epochs", "passes over the training examples"),
-        ("--units", "memory cells per LSTM layer"),
     ):
         key = option[2:].replace("-", "_")
         if key in QUICK:
             help_text += f" (--quick: {QUICK[key]})"
         knobs.add_argument(option, type=positive_int, default=LESSON[key], help=help_text)
+    knobs.add_argument(
+        "--units",
+        type=positive_int_list,
+        default=str(LESSON["units"]),
+        help="memory cells per LSTM layer: one number for every layer, or one per layer "
+        "(30,20,10 gives three layers)",
+    )
+    knobs.add_argument(
+        "--layers",
+        type=positive_int,
+        default=None,
+        help=f"LSTM layers (None: {LESSON_LAYERS}, or as many as --units lists)",
+    )
+    knobs.add_argument(
+        "--dropout", type=dropout_rate, default=0.0, help="extra – Dropout between LSTM layers"
+    )
     quick = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items())
     parser.add_argument("--quick", action="store_true", help=f"a tiny run of every step: {quick}")
     parser.add_argument(
@@ -473,6 +734,27 @@ def build_parser():
         action="store_true",
         help="also train a one-layer (vanilla) LSTM on the same data and budget",
     )
+    parser.add_argument(
+        "--many-to-many",
+        action="store_true",
+        help="also train the encoder-decoder variant of 7.2.4 (one output point per time step) "
+        "on the same data and budget",
+    )
+    experiment = parser.add_argument_group("--experiment length (7.9: longer waves)")
+    experiment.add_argument(
+        "--experiment",
+        choices=("length",),
+        default=None,
+        help="run the grid below instead of the lesson: lengths x cells x examples, each "
+        "scored as skill against the better baseline",
+    )
+    for option, default, help_text in (
+        ("--lengths", "25,50,100,200", "input lengths of the grid"),
+        ("--cells", "5,10,20,40", "cells per LSTM layer (every layer) of the grid"),
+        ("--n-trains", "10000,30000", "training examples of the grid"),
+    ):
+        help_text += f" (--quick: {QUICK[option[2:].replace('-', '_')]})"
+        experiment.add_argument(option, type=positive_int_list, default=default, help=help_text)
     parser.add_argument(
         "--repeats", type=positive_int, default=1, help="seeds seed..seed+N-1; report mean ± std"
     )
@@ -506,6 +788,22 @@ def parse_args(argv=None):
     if args.output >= args.length:
         got = f"got output {args.output}, length {args.length}"
         fail(f"--output must be smaller than --length ({got})")
+    # one number of units for every layer, or one per layer (then it sets --layers)
+    if args.layers is None:
+        args.layers = len(args.units) if len(args.units) > 1 else LESSON_LAYERS
+    if len(args.units) == 1:
+        args.units = args.units * args.layers
+    elif len(args.units) != args.layers:
+        got = f"--units lists {len(args.units)} layers, --layers says {args.layers}"
+        fail(f"--units and --layers disagree ({got}); give one number, or one per layer")
+    if args.many_to_many and args.layers < 2:
+        fail("--many-to-many needs --layers 2 or more (an encoder and a decoder LSTM)")
+    if args.experiment:
+        if args.demo or args.compare_vanilla or args.many_to_many:
+            fail("--experiment runs its own grid: drop --demo, --compare-vanilla, --many-to-many")
+        if min(args.lengths) <= args.output:
+            got = f"got {min(args.lengths)}, output {args.output}"
+            fail(f"every --lengths value must be larger than --output ({got})")
     return args
 
 
@@ -514,6 +812,8 @@ def run(args):
     out_dir = prepare_out_dir(args.out_dir)
     record = run_record(args, seeds)
     print(f"Keras {record['versions']['keras']}, backend {record['backend']}")
+    if args.experiment == "length":
+        return run_length_experiment(args, seeds, out_dir, record)
     # 7.1.3 what return_sequences changes
     record["demo"] = run_demo(args.seed)
     if args.demo:
@@ -544,9 +844,10 @@ def run(args):
         timings = {key: timings[key] + seed_timings[key] for key in timings}
 
     summary = summarise(per_seed)
-    report(summary, args.repeats)
+    names = model_names(args)
+    report(summary, args.repeats, names)
     save_figure(
-        plot_mae_bars({NAMES[n]: s for n, s in summary.items()}), out_dir / "mae_comparison.png"
+        plot_mae_bars({names[n]: s for n, s in summary.items()}), out_dir / "mae_comparison.png"
     )
     record.update(
         data="generated: random damped sine waves (period 10-20, decay 0.01-0.1)",

@@ -87,6 +87,53 @@ def test_demo_output_shapes():
     last_only, every_step = sine.demo_return_sequences()
     assert last_only.shape == (1, 1)
     assert every_step.shape == (1, 3, 1)
+    last_only, every_step = sine.demo_return_sequences(units=2)
+    assert last_only.shape == (1, 2)
+    assert every_step.shape == (1, 3, 2)
+    np.testing.assert_allclose(every_step[:, -1], last_only, atol=1e-6)  # the last step's output
+
+
+def test_units_per_layer_and_the_parameter_formula():
+    model = sine.stacked_lstm(units=[30, 20, 10])
+    rows = sine.lstm_parameters(model)
+    assert [(r["i"], r["u"]) for r in rows] == [(1, 30), (30, 20), (20, 10)]
+    assert [r["formula"] for r in rows] == [3_840, 4_080, 1_240]
+    assert [r["keras"] for r in rows] == [3_840, 4_080, 1_240]  # Keras agrees with 4·u·(i+u+1)
+    assert model.count_params() == 9_215  # + Dense(5) on 10 inputs: 55
+
+
+def test_dropout_sits_between_the_lstm_layers():
+    model = sine.stacked_lstm(units=[8, 8, 8], dropout=0.3)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["LSTM", "Dropout", "LSTM", "Dropout", "LSTM", "Dense"]
+    assert model.layers[1].rate == pytest.approx(0.3)
+    assert sine.stacked_lstm(units=[8, 8]).count_params() == model.count_params() - (
+        4 * 8 * (8 + 8 + 1)
+    )  # dropout adds no parameters: only the third LSTM differs
+
+
+def test_units_and_layers_options():
+    assert sine.parse_args([]).units == [20, 20]
+    assert sine.parse_args(["--units", "30,20,10"]).layers == 3
+    assert sine.parse_args(["--units", "30,20,10", "--layers", "3"]).units == [30, 20, 10]
+    args = sine.parse_args(["--layers", "3", "--units", "16"])
+    assert args.units == [16, 16, 16] and args.layers == 3
+    assert sine.parse_args(["--layers", "4"]).units == [20] * 4
+
+
+def test_many_to_many_model_shapes_and_size():
+    model = sine.many_to_many(50, 5, [20, 20])
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["LSTM", "RepeatVector", "LSTM", "Dense", "Reshape"]
+    assert model.layers[2].output.shape == (None, 5, 20)  # the decoder: one vector per output step
+    assert model.output_shape == (None, 5)  # the same targets as the many-to-one model
+    assert model.count_params() == 1_760 + 3_280 + 21
+    three = sine.many_to_many(50, 5, [30, 20, 10])
+    assert [layer.count_params() for layer in three.layers if layer.name.startswith("lstm")] == [
+        3_840,
+        4_080,
+        1_240,
+    ]
 
 
 def test_stacked_lstm_parameter_counts():
@@ -195,10 +242,13 @@ def test_demo_prints_shapes_and_writes_only_metrics(tmp_path, capsys):
     assert sine.main(["--demo", "--out-dir", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "shape (1, 1)" in printed and "shape (1, 3, 1)" in printed
+    assert "LSTM(2)" in printed and "shape (1, 2)" in printed and "shape (1, 3, 2)" in printed
+    assert "the time axis (3) stays, the last axis is the" in " ".join(printed.split())
     assert "stacked_lstm_4_layers" in printed
     assert {p.name for p in out.iterdir()} == {"metrics.json"}
     record = json.loads((out / "metrics.json").read_text())
     assert np.shape(record["demo"]["return_sequences_true"]) == (1, 3, 1)
+    assert np.shape(record["demo"]["lstm2_return_sequences_true"]) == (1, 3, 2)
     assert record["metrics"] == {}
 
 
@@ -223,6 +273,97 @@ def test_learning_beats_both_baselines_on_fresh_data():
     assert lstm < sine.mae(y_eval, sine.centre_line_forecast(X_eval, 5))
 
 
+# --- beyond the lesson: many-to-many, and the 7.9 length experiment -------------
+
+
+def test_quick_many_to_many_and_three_layers(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["--quick", "--verbose", "0", "--n-train", "100", "--n-eval", "50", "--many-to-many"]
+    args += ["--units", "12,8,6", "--dropout", "0.1", "--out-dir", str(out)]
+    assert sine.main(args) == 0
+    printed = capsys.readouterr().out
+    # the parameter lines after the summary, checked against Keras
+    assert "4·12·(1+12+1) = 672 (matches Keras)" in printed
+    assert "4·6·(8+6+1) = 360 (matches Keras)" in printed
+    assert "but Keras says" not in printed
+    assert {"many_to_many.keras", "stacked_lstm.keras", "loss.png", "mae_comparison.png"} <= {
+        p.name for p in out.iterdir()
+    }
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert set(metrics) == {"stacked_lstm", "many_to_many", "persistence", "centre_line"}
+    assert metrics["stacked_lstm"]["params"] == 672 + 4 * 8 * (12 + 8 + 1) + 360 + 35
+    assert metrics["many_to_many"]["params"] == 672 + 4 * 8 * (12 + 8 + 1) + 360 + 7
+    for name in ("stacked_lstm", "many_to_many"):
+        assert f"{metrics[name]['mae_mean']:.4f}" in printed
+        assert f"{metrics[name]['params']:,}" in printed
+    assert "many-to-many LSTM" in printed and "stacked LSTM (12,8,6 cells)" in printed
+
+
+def test_centre_line_baseline_shrinks_with_length():
+    """Why the experiment reports skill: longer waves end nearer 0.5, whatever the model."""
+    centre = {}
+    for length in (50, 200):
+        X, y = sine.generate_examples(length, 2_000, 5, rng=0)
+        centre[length] = sine.mae(y, sine.centre_line_forecast(X, 5))
+    assert 0.03 < centre[50] < 0.05
+    assert centre[200] < 0.004
+
+
+def test_skill_and_smallest_winner_arithmetic():
+    import pandas as pd
+
+    runs = pd.DataFrame(
+        [
+            # seed, length, n_train, cells, params, mae, persistence, centre_line
+            (0, 50, 100, 5, 300, 0.02, 0.05, 0.04),
+            (1, 50, 100, 5, 300, 0.06, 0.05, 0.04),
+            (0, 50, 100, 10, 900, 0.01, 0.05, 0.04),
+            (1, 50, 100, 10, 900, 0.02, 0.05, 0.04),
+            (0, 200, 100, 5, 300, 0.004, 0.003, 0.002),
+            (1, 200, 100, 5, 300, 0.004, 0.003, 0.002),
+        ],
+        columns=["seed", "length", "n_train", "cells", "params", "mae"]
+        + ["persistence", "centre_line"],
+    )
+    runs, grid = sine.summarise_grid(runs)
+    np.testing.assert_allclose(runs["skill"], [0.5, -0.5, 0.75, 0.5, -1.0, -1.0])
+    cell = grid[(grid["length"] == 50) & (grid["cells"] == 5)].iloc[0]
+    assert cell["skill_mean"] == pytest.approx(0.0)
+    assert cell["skill_std"] == pytest.approx(np.std([0.5, -0.5], ddof=1))
+    assert cell["seeds_beating_both"] == 1
+    winners = sine.smallest_winners(grid)
+    assert winners[50].iloc[0]["cells"] == 10  # 5 cells average 0: not above both baselines
+    assert winners[200].empty
+
+
+def test_quick_length_experiment(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["--quick", "--experiment", "length", "--cells", "4", "--n-trains", "100,200"]
+    args += ["--n-eval", "100", "--verbose", "0", "--out-dir", str(out)]
+    assert sine.main(args) == 0
+    assert {p.name for p in out.iterdir()} == {"length_experiment.png", "metrics.json"}
+    record = json.loads((out / "metrics.json").read_text())
+    grid, runs = record["metrics"]["grid"], record["metrics"]["runs"]
+    assert [(g["length"], g["n_train"], g["cells"]) for g in grid] == [
+        (25, 100, 4),
+        (25, 200, 4),
+        (50, 100, 4),
+        (50, 200, 4),
+    ]
+    assert len(runs) == 4 and {r["seed"] for r in runs} == {7}
+    for g in grid:
+        better = min(g["persistence_mean"], g["centre_line_mean"])
+        assert g["skill_mean"] == pytest.approx(1 - g["mae_mean"] / better)
+        assert g["params"] == 4 * 4 * (1 + 4 + 1) + 4 * 4 * (4 + 4 + 1) + 5 * 4 + 5
+    # the evaluation set depends on seed and length only, not on n_train
+    assert grid[0]["centre_line_mean"] == grid[1]["centre_line_mean"]
+    assert set(record["metrics"]["smallest_beating_both"]) == {"25", "50"}
+    printed = capsys.readouterr().out
+    assert "skill, 4 cells" in printed
+    assert f"{grid[0]['skill_mean']:+.2f}" in printed
+    assert "length 25:" in printed and "length 50:" in printed
+
+
 # --- bad input: one line, exit 2, nothing written ------------------------------
 
 
@@ -240,6 +381,16 @@ def test_learning_beats_both_baselines_on_fresh_data():
         (["--length", "10", "--output", "12"], "--output must be smaller than --length"),
         (["--length", "1"], "--length must be 2 or more"),
         (["--seed", "2147483647", "--repeats", "2"], "--seed + --repeats - 1 must stay below"),
+        (["--units", "30,20,10", "--layers", "2"], "--units and --layers disagree"),
+        (["--units", "30,,10"], "--units"),
+        (["--layers", "0"], "--layers"),
+        (["--dropout", "1"], "--dropout"),
+        (["--dropout", "lots"], "--dropout"),
+        (["--many-to-many", "--layers", "1"], "--many-to-many needs --layers 2"),
+        (["--experiment", "size"], "--experiment"),
+        (["--experiment", "length", "--lengths", "5,50"], "every --lengths value must be larger"),
+        (["--experiment", "length", "--cells", "0"], "--cells"),
+        (["--experiment", "length", "--many-to-many"], "--experiment runs its own grid"),
     ],
 )
 def test_bad_options_exit_2_and_write_nothing(tmp_path, capsys, args, words):
