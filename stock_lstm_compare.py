@@ -30,6 +30,7 @@ same targets; errors in price units; the strict protocol; several seeds
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -108,9 +109,50 @@ def read_price_csv(path, ticker="AAL"):
     its per-ticker files <TICKER>_data.csv, with lower-case or capitalised headers.
     Any problem raises DataError with one line saying what is wrong and what to do.
     """
+    path = Path(path)
+    stamp = path.stat().st_mtime_ns if path.is_file() else None  # a changed file is read again
+    frame, where, used_ticker = read_csv_frame(path, stamp), str(path), None
+    if "name" in frame:
+        names = frame["name"].str.strip()
+        chosen = names.str.upper() == str(ticker).strip().upper()
+        if not chosen.any():
+            available = sorted(names.dropna().unique())
+            raise DataError(
+                f"ticker {ticker!r} is not in {path}: {len(available)} tickers available, "
+                f"the first {min(20, len(available))}: {', '.join(available[:20])}; "
+                "pick one with --ticker"
+            )
+        frame, used_ticker = frame[chosen], names[chosen].iloc[0]
+        where = f"{path} (ticker {used_ticker})"
+
+    # utc=True reads dates with or without a time zone alike (as UTC), then drops the zone
     import pandas as pd
 
-    path = Path(path)
+    dates = pd.to_datetime(frame["date"], errors="coerce", utc=True).dt.tz_convert(None)
+    prices = {name: pd.to_numeric(frame[name], errors="coerce") for name in ("high", "low")}
+    problems = {
+        "date": (dates.isna(), "are not dates"),
+        "high": (~np.isfinite(prices["high"]), "are missing or not numbers"),
+        "low": (~np.isfinite(prices["low"]), "are missing or not numbers"),
+    }
+    for column, (bad, problem) in problems.items():
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            text = frame[column].iloc[first]
+            shown = repr(text) if isinstance(text, str) and text.strip() else "(empty)"
+            raise DataError(
+                f"{int(bad.sum())} value(s) in column {column!r} of {where} {problem} "
+                f"(first on line {frame.index[first] + 2}: {shown}); fix or remove those rows"
+            )  # line 1 of the file is the header
+    frame = pd.DataFrame({"date": dates.dt.normalize(), **prices})
+    return tidy_prices(frame, {"kind": "csv", "path": str(path), "ticker": used_ticker}, where)
+
+
+@functools.lru_cache(maxsize=2)  # --tickers reads one file for many stocks
+def read_csv_frame(path, stamp=None):
+    """The CSV's cells as text, headers in lower case; DataError for a file that is not one."""
+    import pandas as pd
+
     unreadable = f"cannot read --csv {path} ({{}}); check the file and its permissions"
     if not path.exists():
         raise DataError(
@@ -154,40 +196,7 @@ def read_price_csv(path, ticker="AAL"):
         )
     if len(frame) == 0:
         raise DataError(f"--csv {path} has a header but no data rows; pass a CSV with price rows")
-
-    where, used_ticker = str(path), None
-    if "name" in frame:
-        names = frame["name"].str.strip()
-        chosen = names.str.upper() == str(ticker).strip().upper()
-        if not chosen.any():
-            available = sorted(names.dropna().unique())
-            raise DataError(
-                f"ticker {ticker!r} is not in {path}: {len(available)} tickers available, "
-                f"the first {min(20, len(available))}: {', '.join(available[:20])}; "
-                "pick one with --ticker"
-            )
-        frame, used_ticker = frame[chosen], names[chosen].iloc[0]
-        where = f"{path} (ticker {used_ticker})"
-
-    # utc=True reads dates with or without a time zone alike (as UTC), then drops the zone
-    dates = pd.to_datetime(frame["date"], errors="coerce", utc=True).dt.tz_convert(None)
-    prices = {name: pd.to_numeric(frame[name], errors="coerce") for name in ("high", "low")}
-    problems = {
-        "date": (dates.isna(), "are not dates"),
-        "high": (~np.isfinite(prices["high"]), "are missing or not numbers"),
-        "low": (~np.isfinite(prices["low"]), "are missing or not numbers"),
-    }
-    for column, (bad, problem) in problems.items():
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            text = frame[column].iloc[first]
-            shown = repr(text) if isinstance(text, str) and text.strip() else "(empty)"
-            raise DataError(
-                f"{int(bad.sum())} value(s) in column {column!r} of {where} {problem} "
-                f"(first on line {frame.index[first] + 2}: {shown}); fix or remove those rows"
-            )  # line 1 of the file is the header
-    frame = pd.DataFrame({"date": dates.dt.normalize(), **prices})
-    return tidy_prices(frame, {"kind": "csv", "path": str(path), "ticker": used_ticker}, where)
+    return frame
 
 
 def tidy_prices(frame, source, where):
@@ -505,7 +514,7 @@ def lesson_steps(mid, train_size, test_size, dates, stock, args, out_dir):
     return {
         "splits": prep["splits"],
         "scaler": prep["scaler"],  # the test data's own scaler, as the lesson's plot_predictions
-        "price_splits": ["test"],
+        "to_price": lambda values: _to_price(prep["scaler"], values),  # test values to prices
         "val_split": "test",  # the lesson validates on the test set ...
         "monitor": None,  # ... and scores the model after its last epoch
         "val_label": "test set",
@@ -604,11 +613,11 @@ def plot_losses(history, name, val_label, path):
     save_figure(fig, path)
 
 
-def plot_predictions(predictions, y_test, scaler, title, path):
-    """Predictions against the actual test labels, turned back into prices."""
+def plot_predictions(predictions, y_test, title, path):
+    """Predictions against the actual test labels, both in prices."""
     fig, ax = plt.subplots(figsize=(12, 6), layout="tight")
-    ax.plot(_to_price(scaler, predictions), label="generated", color="orange")
-    ax.plot(_to_price(scaler, y_test), label="actual")
+    ax.plot(predictions, label="generated", color="orange")
+    ax.plot(y_test, label="actual")
     ax.set(xlabel="test window", ylabel="Mid price", title=title)
     ax.legend()
     save_figure(fig, path)
@@ -617,7 +626,7 @@ def plot_predictions(predictions, y_test, scaler, title, path):
 # Training the models
 
 
-def run_network(name, setup, args, seed, out_dir=None):
+def run_network(name, setup, args, seed, out_dir=None, model=None):
     """One network through the lesson's steps: define, compile, fit, predict, evaluate.
 
     The lesson protocol scores the model as it is after its last epoch, as the chapter
@@ -625,16 +634,18 @@ def run_network(name, setup, args, seed, out_dir=None):
     file at each better training loss, and nothing ever reads those files back, so we
     don't repeat it.) extra – the strict protocol restores the epoch with the lowest
     validation loss. Given out_dir (the first seed), the model is also summarised and
-    saved, and its losses and predictions plotted.
+    saved, and its losses and predictions plotted. extra – the strict protocol passes
+    in a compiled model, reset to its first state (see fresh_network).
     """
     import keras
 
     frames, splits, val = setup["frames"], setup["splits"], setup["val_split"]
-    keras.utils.set_random_seed(seed)  # each training is seeded on its own
-    # define model
-    model = MODEL_BUILDERS[name](setup["input_shape"])
-    # compile model
-    model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
+    if model is None:
+        keras.utils.set_random_seed(seed)  # each training is seeded on its own
+        # define model
+        model = MODEL_BUILDERS[name](setup["input_shape"])
+        # compile model
+        model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
     # fit model; strict: keep the best epoch (patience=epochs: it never stops early)
     callbacks = []
     if setup["monitor"]:
@@ -657,13 +668,15 @@ def run_network(name, setup, args, seed, out_dir=None):
         model.summary()
         save_model(model, out_dir / f"{name}.keras")
         plot_losses(fit["history"], name, setup["val_label"], out_dir / f"losses_{name}.png")
-        title = f"{name}: test predictions (MAE {scores['test_mae']:.4f} scaled)"
+        title = f"{name}: test predictions (MAE {scores['test_mae_price']:.3f} in prices)"
         path = out_dir / f"predictions_{name}.png"
-        plot_predictions(predictions["test"], splits["test"]["y"], setup["scaler"], title, path)
+        to_price = setup["to_price"]
+        plot_predictions(to_price(predictions["test"]), to_price(splits["test"]["y"]), title, path)
     return {
         "scores": scores,
         "epoch_kept": callbacks[0].best_epoch + 1 if callbacks else args.epochs,
         "history": fit["history"],
+        "predictions": predictions,
         "params": model.count_params(),
         "fit_s": fit["fit_s"],
         "evaluate_s": evaluate_s,
@@ -714,7 +727,7 @@ def mae(y_true, y_pred):
     return float(np.mean(np.abs(_first_column(y_true) - _first_column(y_pred))))
 
 
-BASELINES = ("naive_last_value", f"sma_{LESSON['sma_window']}", f"ema_{LESSON['ema_gamma']}")
+BASELINES = ("naive", f"sma_{LESSON['sma_window']}", f"ema_{LESSON['ema_gamma']}")
 
 
 def baseline_forecasts(splits, look_back=7, foresight=3):
@@ -730,21 +743,28 @@ def baseline_forecasts(splits, look_back=7, foresight=3):
 
 
 def predict_splits(model, frames):
-    """Predict every split in one call (one traced function per model), then cut it apart."""
+    """Predict every split in one call, then cut it apart.
+
+    Calling the model directly (as a function) runs it once, with no traced predict
+    function per model: model.predict() would trace one for each new model.
+    """
+    import keras
+
     joined = np.concatenate(list(frames.values()))
-    flat = model.predict(joined, batch_size=1024, verbose=0).reshape(-1)
+    flat = keras.ops.convert_to_numpy(model(joined, training=False)).reshape(-1)
     bounds = np.cumsum([0] + [len(frame) for frame in frames.values()])
     return {name: flat[bounds[k] : bounds[k + 1]] for k, name in enumerate(frames)}
 
 
 def score_splits(setup, predictions):
-    """MAE on every split, and in prices on the splits where the protocol reports them."""
-    scores = {}
-    for name, split in setup["splits"].items():
-        scores[f"{name}_mae"] = mae(split["y"], predictions[name])
-        if name in setup["price_splits"]:
-            truth, guess = (_to_price(setup["scaler"], v) for v in (split["y"], predictions[name]))
-            scores[f"{name}_mae_price"] = mae(truth, guess)
+    """MAE on every split, and on the test split in prices too."""
+    scores = {
+        f"{name}_mae": mae(split["y"], predictions[name]) for name, split in setup["splits"].items()
+    }
+    to_price = setup["to_price"]
+    scores["test_mae_price"] = mae(
+        to_price(setup["splits"]["test"]["y"]), to_price(predictions["test"])
+    )
     return scores
 
 
@@ -767,14 +787,12 @@ def check_sizes(n_rows, train_size, test_size, args, where):
             f"the {LESSON['sma_window']}-day SMA and one {look_back}+{foresight} window; "
             f"test part >= {need_test}"
         )
-    else:  # the training part is cut into train and validation; each needs one window
-        n_val = round(need_train * VAL_FRACTION)
-        while min(n_val, need_train - n_val) < need_test:
-            need_train += 1
-            n_val = round(need_train * VAL_FRACTION)
+    else:  # the first fold trains on 3 windows or more (2 fit, 1 validates); 1 target per fold
+        need_train, need_test = look_back + 2 * (foresight + 1) + 1, args.folds
         why = (
-            f"training part >= {need_train} so that train and validation each hold one "
-            f"{look_back}+{foresight} window; test part >= {need_test}"
+            f"training part >= {need_train} for 3 training windows whose "
+            f"{look_back}+{foresight}+1 days end before the first test target; test part >= "
+            f"{need_test}, a target for each of the {args.folds} folds (--folds)"
         )
     if args.train_size is not None or args.test_size is not None:  # sizes given
         for option, size, need in (
@@ -808,59 +826,6 @@ def check_sizes(n_rows, train_size, test_size, args, where):
     )
 
 
-# extra – the strict protocol: the same question without the lesson's leaks
-
-
-def prepare_strict(mid, train_size=1000, test_size=251, look_back=7, foresight=3):
-    """The same question without leaks.
-
-    The lesson's training part is cut in time order into train (first 80%) and
-    validation (last 20%); the test part is the lesson's. One MinMaxScaler is fitted
-    on the train rows only and applied to all three; nothing is smoothed. Windows
-    are made within each part, so the test targets are the lesson's test days.
-    """
-    from sklearn.preprocessing import MinMaxScaler
-
-    mid = np.asarray(mid, dtype=float)
-    n_fit = train_size - round(train_size * VAL_FRACTION)
-    parts = {
-        "train": mid[:n_fit],
-        "val": mid[n_fit:train_size],
-        "test": mid[train_size : train_size + test_size],
-    }
-    scaler = MinMaxScaler(feature_range=(0, 1)).fit(parts["train"].reshape(-1, 1))
-    splits = {}
-    for name, raw in parts.items():
-        series = scaler.transform(raw.reshape(-1, 1))[:, 0]
-        x, y = create_dataset(series, look_back, foresight)
-        splits[name] = {"raw": raw, "series": series, "x": x, "y": y}
-    return {"scaler": scaler, "splits": splits}
-
-
-def strict_steps(mid, train_size, test_size, dates, stock, args, out_dir):
-    """The strict data steps and their split figure; returns what training needs."""
-    prep = prepare_strict(mid, train_size, test_size, args.look_back, args.foresight)
-    parts = {name: split["raw"] for name, split in prep["splits"].items()}
-    plot_split(parts, f"{stock}: the strict split (time order)", out_dir / "split.png")
-    sizes = {name: len(raw) for name, raw in parts.items()}
-    note = (
-        f"strict protocol: time-ordered split {sizes['train']} train / {sizes['val']} validation / "
-        f"{sizes['test']} test; scaler fitted on the {sizes['train']} training rows only; "
-        "no smoothing; best epoch chosen on validation; the test set is only scored."
-    )
-    return {
-        **prep,  # splits, and the scaler fitted on the training rows only
-        "price_splits": ["val", "test"],
-        "val_split": "val",
-        "monitor": "val_loss",
-        "val_label": "validation split",
-        "sizes": sizes,
-        "note": note,
-        "leaks": "none known",
-        "extra": {},
-    }
-
-
 # extra – summaries over seeds, the verdict and the comparison figure
 
 
@@ -882,13 +847,11 @@ def summarise(results):
     return rows
 
 
-def print_results(rows, protocol, n_targets, with_std, with_val):
+def print_results(rows, n_targets, with_std):
     """The results table: every network and baseline on the same test targets."""
-    scaler = "the test scaler, as the lesson" if protocol == "lesson" else "the training scaler"
-    print(f"MAE on the {n_targets} test targets (scaled units; in prices via {scaler}):")
+    print(f"MAE on the {n_targets} test targets (scaled units; in prices via the test scaler):")
     columns = ["rank", "model", "test MAE"] + (["± std"] if with_std else [])
-    columns += ["test MAE (price)"] + (["val MAE"] if with_val else [])
-    columns += ["train MAE", "params", "epoch kept"]  # one per seed
+    columns += ["test MAE (price)", "train MAE", "params", "epoch kept"]  # one per seed
     table = []
     for row in rows:
         table.append(
@@ -898,7 +861,6 @@ def print_results(rows, protocol, n_targets, with_std, with_val):
                 "test MAE": row["test_mae"],
                 "± std": row.get("test_mae_std", ""),
                 "test MAE (price)": row["test_mae_price"],
-                "val MAE": row.get("val_mae", ""),
                 "train MAE": row["train_mae"],
                 "params": row.get("params", ""),
                 "epoch kept": "/".join(str(epoch) for epoch in row.get("epochs_kept", [])),
@@ -909,7 +871,7 @@ def print_results(rows, protocol, n_targets, with_std, with_val):
 
 def naive_verdict(rows, n_seeds):
     """One plain sentence: does any network beat the naive last-value baseline?"""
-    naive = next(row["test_mae"] for row in rows if row["model"] == "naive_last_value")
+    naive = next(row["test_mae"] for row in rows if row["model"] == "naive")
     networks = [row for row in rows if row["kind"] == "network"]
     if not networks:
         return f"naive last-value baseline: test MAE {naive:.4f} (no networks were run)"
@@ -939,6 +901,483 @@ def plot_comparison(rows, splits, title, path):
     save_figure(fig, path)
 
 
+# extra – the strict protocol: a forecaster's evaluation over rolling origins
+#
+# The question stays the chapter's: the mid price h = foresight + 1 = 4 trading days
+# after a 7-day window. The strict protocol asks it as a forecaster would.
+# - The windows are made once, on the whole series. A window's forecast is made on its
+#   last day t, for the target day t + h.
+# - The targets of the test part (--test-size rows after --train-size) are cut into
+#   --folds consecutive blocks. A fold's origin is the day its first forecast is made,
+#   h days before the block's first target. The fold learns only from what is known on
+#   that day: it trains on the windows whose target is on or before the origin (the
+#   last 20% of them validate, to keep the best epoch), fits its scaler, the drift, AR
+#   and SES baselines on those rows, and retrains every network from scratch.
+# - Every model is then scored on the block's targets in prices: MAE, MASE and skill
+#   against naive; and a Diebold-Mariano test asks whether a network's lead is real.
+
+FORECASTERS = ("naive", "drift", "ar", "ses", *BASELINES[1:])  # the strict protocol's baselines
+
+
+def rolling_folds(n_rows, first_target, n_targets, folds, look_back, horizon):
+    """The last day t of every window on the whole series, and each fold's windows.
+
+    Window k holds days t[k] - look_back + 1 .. t[k]; its target is day t[k] + horizon.
+    Each fold: its origin (a day), its training windows (target on or before the origin,
+    in time order) and its test windows (target in the fold's block of target days).
+    """
+    t = np.arange(look_back - 1, n_rows - horizon)
+    target = t + horizon
+    edges = np.linspace(first_target, first_target + n_targets, folds + 1).round().astype(int)
+    return t, [
+        {
+            "origin": int(first - horizon),
+            "train": np.flatnonzero(target <= first - horizon),
+            "test": np.flatnonzero((target >= first) & (target < end)),
+        }
+        for first, end in zip(edges[:-1], edges[1:])
+    ]
+
+
+def window_arrays(mid, t, look_back, horizon, target, scaler):
+    """Inputs x and labels y of the windows ending on days t, in the networks' units.
+
+    price: the mid prices through the fold's MinMaxScaler (fitted on rows up to its origin).
+    log-return: each window's log prices relative to its last day, so its last input is 0;
+    the label is log(p[t + h] / p[t]), and naive forecasts 0.
+    """
+    days = t[:, None] + np.arange(1 - look_back, 1)
+    if target == "log-return":
+        log_p = np.log(mid)
+        return log_p[days] - log_p[t, None], log_p[t + horizon] - log_p[t]
+    scaled = scaler.transform(mid.reshape(-1, 1))[:, 0]
+    return scaled[days], scaled[t + horizon]
+
+
+def to_prices(values, mid, t, target, scaler):
+    """Forecasts in the networks' units (windows ending on days t), back to prices."""
+    values = np.reshape(values, -1)
+    if target == "log-return":
+        return mid[t] * np.exp(values)
+    return scaler.inverse_transform(values.reshape(-1, 1))[:, 0]
+
+
+def fit_ses_alpha(past):
+    """Simple exponential smoothing's alpha: least squares one-step errors on the training rows."""
+    import pandas as pd
+    from scipy.optimize import minimize_scalar
+
+    def squared_errors(alpha):
+        level = pd.Series(past).ewm(alpha=alpha, adjust=False).mean().to_numpy()
+        return float(np.sum((past[1:] - level[:-1]) ** 2))
+
+    return float(minimize_scalar(squared_errors, bounds=(0.01, 1.0), method="bounded").x)
+
+
+def baseline_prices(mid, t, origin, horizon, train_xy, x_test, to_price):
+    """Every baseline's price forecast for the windows ending on days t.
+
+    drift, AR and SES learn from the rows up to the fold's origin only. SMA, EMA and
+    SES at day t use days up to t (pandas' rolling and ewm never look ahead).
+    """
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    past, series = mid[: origin + 1], pd.Series(mid)
+    slope = (past[-1] - past[0]) / (len(past) - 1)  # the random walk's mean daily step
+    ar = LinearRegression().fit(*train_xy)  # least squares on the same 7-day windows
+    naive, sma, ema = BASELINES
+    return {
+        "naive": mid[t],
+        "drift": mid[t] + horizon * slope,
+        "ar": to_price(ar.predict(x_test)),
+        "ses": series.ewm(alpha=fit_ses_alpha(past), adjust=False).mean().to_numpy()[t],
+        sma: series.rolling(LESSON["sma_window"], min_periods=1).mean().to_numpy()[t],
+        ema: series.ewm(alpha=1 - LESSON["ema_gamma"], adjust=False).mean().to_numpy()[t],
+    }
+
+
+def naive_scale(past, horizon):
+    """MASE's denominator: the in-sample h-step naive MAE on the fold's training rows."""
+    return mae(past[horizon:], past[:-horizon])
+
+
+def evaluate_fold(mid, t, fold, args, seeds, out_dir=None, cache=None):
+    """One origin: fit on what is known there, retrain every network, score all in prices.
+
+    Returns {model: {mae, mae_price, mase, skill, errors (absolute, in prices)}} and
+    each network's fit seconds and epochs kept. Given out_dir, the networks are saved.
+    """
+    from sklearn.preprocessing import MinMaxScaler
+
+    horizon, origin, train, test = args.foresight + 1, fold["origin"], fold["train"], fold["test"]
+    scaler = None  # log-return: the values are already scale-free
+    if args.target == "price":
+        scaler = MinMaxScaler().fit(mid[: origin + 1].reshape(-1, 1))
+    x, y = window_arrays(mid, t, args.look_back, horizon, args.target, scaler)
+    t_test, truth = t[test], mid[t[test] + horizon]
+
+    def to_price(values):
+        return to_prices(values, mid, t_test, args.target, scaler)
+
+    forecasts = baseline_prices(
+        mid, t_test, origin, horizon, (x[train], y[train]), x[test], to_price
+    )
+    n_val = round(len(train) * VAL_FRACTION)
+    parts = {"train": train[:-n_val], "val": train[-n_val:], "test": test}
+    setup = {
+        "frames": {name: frame_inputs(x[rows], args.framing) for name, rows in parts.items()},
+        "splits": {name: {"y": y[rows]} for name, rows in parts.items()},
+        "to_price": to_price,
+        "input_shape": input_shape_for(args.framing, args.look_back),
+        "val_split": "val",
+        "monitor": "val_loss",
+        "val_label": "validation",
+    }
+    runs = {}
+    for name in args.models:
+        results = []
+        for k, seed in enumerate(seeds):
+            model = fresh_network(name, setup["input_shape"], seed, {} if cache is None else cache)
+            results.append(run_network(name, setup, args, seed, out_dir if k == 0 else None, model))
+        # with --repeats: every seed's forecasts are scored, then averaged
+        forecasts[name] = np.array([to_price(r["predictions"]["test"]) for r in results])
+        runs[name] = {
+            "fit_s": sum(r["fit_s"] for r in results),
+            "epochs_kept": [r["epoch_kept"] for r in results],
+        }
+    scale, naive_mae = naive_scale(mid[: origin + 1], horizon), mae(truth, forecasts["naive"])
+    scores = {}
+    for name, prices in forecasts.items():
+        prices = np.atleast_2d(prices)  # (seeds, targets)
+        errors = np.abs(prices - truth).mean(axis=0)
+        units = (
+            np.log(prices / mid[t_test])
+            if scaler is None
+            else scaler.transform(prices.reshape(-1, 1)).reshape(prices.shape)
+        )
+        mae_price = float(errors.mean())
+        scores[name] = {
+            "mae": float(np.abs(units - y[test]).mean()),
+            "mae_price": mae_price,
+            "mase": mae_price / scale,
+            "skill": 1 - mae_price / naive_mae,
+            "errors": errors,
+        }
+    return scores, runs
+
+
+def fresh_network(name, input_shape, seed, cache):
+    """A compiled network in the state a new one built with `seed` would have.
+
+    The first call builds and compiles it and keeps its first state; later calls
+    (the next folds) put that state back: the weights, the dropout seeds (both in
+    model.variables) and the optimizer's variables. The model keeps its traced
+    training function, so TensorFlow does not trace it again for every fold.
+    Either way the global seed is set last, so fit shuffles the same.
+    """
+    import keras
+
+    if (name, seed) not in cache:
+        keras.utils.set_random_seed(seed)
+        model = MODEL_BUILDERS[name](input_shape)
+        model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
+        model.optimizer.build(model.trainable_variables)
+        first = [[v.numpy() for v in vs] for vs in (model.variables, model.optimizer.variables)]
+        cache[(name, seed)] = model, first
+    model, first = cache[(name, seed)]
+    for variables, values in zip((model.variables, model.optimizer.variables), first):
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+    keras.utils.set_random_seed(seed)
+    return model
+
+
+def diebold_mariano(loss_differential, horizon):
+    """One-sided Diebold-Mariano test with the Harvey-Leybourne-Newbold correction.
+
+    loss_differential: |naive error| - |model error| per target, in time order, so a
+    positive mean favours the model. The variance of its mean is Newey-West's, with a
+    Bartlett kernel and horizon - 1 lags (h-step errors overlap by h - 1 days).
+    Returns (statistic, p-value), the p-value of "the model's expected absolute error
+    is lower" from Student's t with n - 1 degrees of freedom; (None, None) when the
+    variance is not positive (e.g. a model that forecasts exactly naive).
+    """
+    from scipy import stats
+
+    d = np.asarray(loss_differential, dtype=float)
+    n, lags = len(d), horizon - 1
+    dev = d - d.mean()
+    autocov = [dev[k:] @ dev[: n - k] / n for k in range(lags + 1)]
+    variance = autocov[0] + 2 * sum((1 - k / (lags + 1)) * autocov[k] for k in range(1, lags + 1))
+    if not variance > 1e-12 * max(1.0, float(d @ d) / n):
+        return None, None
+    statistic = d.mean() / np.sqrt(variance / n)
+    statistic *= np.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)  # HLN
+    return float(statistic), float(stats.t.sf(statistic, df=n - 1))
+
+
+def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
+    """Every fold of one stock, then its summary: mean and spread over folds, DM p-values."""
+    horizon = args.foresight + 1
+    t, folds = rolling_folds(len(mid), train_size, test_size, args.folds, args.look_back, horizon)
+    per_fold, fold_log, errors, cache = [], [], {}, {}  # cache: one model per network and seed
+    for k, fold in enumerate(folds, start=1):
+        t0 = time.perf_counter()
+        targets = t[fold["test"]] + horizon
+        print(
+            f"fold {k}/{len(folds)}: origin {dates[fold['origin']]}; trains on "
+            f"{len(fold['train'])} windows (targets up to the origin), tests "
+            f"{len(targets)} targets {dates[targets[0]]} to {dates[targets[-1]]}"
+        )
+        last = k == len(folds)  # only the last fold's models are saved
+        scores, runs = evaluate_fold(mid, t, fold, args, seeds, out_dir if last else None, cache)
+        per_fold.append(scores)
+        for name, score in scores.items():
+            errors.setdefault(name, []).append(score.pop("errors"))
+        fold_log.append(
+            {
+                "origin": str(dates[fold["origin"]]),
+                "train_windows": len(fold["train"]),
+                "test_targets": len(targets),
+                "first_target": str(dates[targets[0]]),
+                "last_target": str(dates[targets[-1]]),
+                "seconds": time.perf_counter() - t0,
+                "networks": runs,
+            }
+        )
+    summary = {}
+    for name in per_fold[0]:
+        summary[name] = {"kind": "network" if name in NETWORKS else "baseline"}
+        for key in ("mase", "skill", "mae", "mae_price"):
+            values = [scores[name][key] for scores in per_fold]
+            summary[name][key] = float(np.mean(values))
+            summary[name][f"{key}_folds"] = values
+        summary[name]["mase_std"] = float(np.std(summary[name]["mase_folds"], ddof=1))
+    naive_errors = np.concatenate(errors["naive"])
+    for name in args.models:  # the folds' targets are consecutive: concatenated in time order
+        statistic, pvalue = diebold_mariano(naive_errors - np.concatenate(errors[name]), horizon)
+        summary[name].update(dm_statistic=statistic, dm_pvalue=pvalue)
+        if pvalue is None:
+            summary[name]["dm_note"] = (
+                "no p-value: its errors' differences from naive's have no variance"
+            )
+    return summary, fold_log, {"t": t, "folds": folds}
+
+
+def print_evaluation(summary, stock, n_folds):
+    """One table per stock: every model's mean over folds, ranked by MASE."""
+    print(
+        f"{stock}: mean over {n_folds} folds (±: std of MASE over folds); MAE in the networks' "
+        "units, MAE $ in prices; DM p: one-sided Diebold-Mariano against naive"
+    )
+    rows = sorted(summary.items(), key=lambda item: item[1]["mase"])
+    table = []
+    for rank, (name, row) in enumerate(rows, start=1):
+        p = row.get("dm_pvalue")
+        dm = "" if row["kind"] == "baseline" else ("n/a" if p is None else f"{p:.3f}")
+        table.append(
+            {
+                "rank": rank,
+                "model": name,
+                "MASE": row["mase"],
+                "±": row["mase_std"],
+                "skill vs naive": row["skill"],
+                "MAE": row["mae"],
+                "MAE $": row["mae_price"],
+                "DM p": dm,
+            }
+        )
+    print_table(table, ["rank", "model", "MASE", "±", "skill vs naive", "MAE", "MAE $", "DM p"])
+
+
+def dm_verdict(evaluation, level=0.05):
+    """Plain sentences computed from the Diebold-Mariano p-values, never fixed text."""
+    tested, better, untested = 0, [], []
+    for stock, summary in evaluation.items():
+        for name, row in summary.items():
+            if row["kind"] != "network":
+                continue
+            where = f"{name} on {stock}" if len(evaluation) > 1 else name
+            if row["dm_pvalue"] is None:
+                untested.append(where)
+                continue
+            tested += 1
+            if row["dm_pvalue"] < level:
+                better.append(f"{where} (p = {row['dm_pvalue']:.3f})")
+    if not tested:
+        sentence = "No network could be tested against naive."
+    elif better:
+        sentence = (
+            f"{len(better)} of {tested} networks forecast better than naive at the "
+            f"{level:.0%} level (one-sided Diebold-Mariano): {', '.join(better)}."
+        )
+    else:
+        sentence = (
+            f"None of the {tested} networks forecasts better than naive at the {level:.0%} "
+            "level (one-sided Diebold-Mariano)."
+        )
+    if tested > 1:
+        sentence += (
+            f" {len(better) / tested:.0%} significant; about {level:.0%} would be significant "
+            "by chance alone."
+        )
+    if untested:
+        sentence += f" Not testable (no variance against naive): {', '.join(untested)}."
+    return sentence, {"level": level, "tested": tested, "significant": len(better)}
+
+
+def cross_stock(evaluation, networks):
+    """MASE per model across stocks: median, interquartile range, share beating naive."""
+    models = list(next(iter(evaluation.values())))
+    rows = {}
+    for name in models:
+        mase = np.array([summary[name]["mase"] for summary in evaluation.values()])
+        naive = np.array([summary["naive"]["mase"] for summary in evaluation.values()])
+        q25, q50, q75 = np.percentile(mase, [25, 50, 75])
+        rows[name] = {"median_mase": float(q50), "iqr_mase": float(q75 - q25)}
+        if name in networks:
+            rows[name]["share_beating_naive"] = float(np.mean(mase < naive))
+    return rows
+
+
+def plot_folds(mid, dates, t, folds, horizon, title, path):
+    """The mid price with each fold's origin (dashed) and its block of test targets (shaded)."""
+    fig, ax = plt.subplots(figsize=(12, 5), layout="tight")
+    ax.plot(mid, color="k", lw=1, label="mid price")
+    for k, fold in enumerate(folds):
+        targets = t[fold["test"]] + horizon
+        ax.axvspan(targets[0], targets[-1], color=f"C{k}", alpha=0.25)
+        ax.axvline(fold["origin"], color=f"C{k}", ls="--", label=f"fold {k + 1} origin")
+    _date_ticks(ax, dates, step=max(1, len(dates) // 15))
+    ax.set(ylabel="Mid price", title=title)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_mase(evaluation, title, path):
+    """MASE per model: one stock, bars with the spread over folds; several, a box per model."""
+    fig, ax = plt.subplots(figsize=(12, 5), layout="tight")
+    first = next(iter(evaluation.values()))
+    models = sorted(first, key=lambda name: first[name]["mase"])
+    if len(evaluation) == 1:
+        ax.bar(
+            models,
+            [first[m]["mase"] for m in models],
+            yerr=[first[m]["mase_std"] for m in models],
+            capsize=3,
+        )
+    else:
+        ax.boxplot(
+            [[s[m]["mase"] for s in evaluation.values()] for m in models], tick_labels=models
+        )
+    ax.axhline(first["naive"]["mase"] if len(evaluation) == 1 else 1.0, color="grey", ls=":")
+    ax.tick_params(axis="x", rotation=20)
+    ax.set(ylabel="MASE (lower is better)", title=title)
+    save_figure(fig, path)
+
+
+def ticker_list(text):
+    """argparse type for --tickers: 'A,B,C' (upper-cased, no repeats) or 'all'."""
+    tickers = list(dict.fromkeys(t.strip().upper() for t in text.split(",") if t.strip()))
+    if not tickers:
+        raise argparse.ArgumentTypeError(f"expected tickers like AAL,MSFT or 'all', got {text!r}")
+    return ["all"] if tickers == ["ALL"] else tickers
+
+
+def resolve_tickers(args):
+    """The stocks to evaluate: --tickers (each one checked; 'all': every one in the CSV)."""
+    if not args.tickers:
+        return [args.ticker]
+    csv = args.csv or (KAGGLE_CSV if KAGGLE_CSV.is_file() else None)
+    need = "--tickers needs a CSV with a Name column, such as Kaggle's all_stocks_5yr.csv"
+    if csv is None:
+        fail(f"{need}: pass it with --csv")
+    try:
+        frame = read_csv_frame(Path(csv))
+    except DataError as exc:
+        fail(str(exc))
+    if "name" not in frame:
+        fail(f"{need}; {csv} has none")
+    available = sorted(frame["name"].str.strip().str.upper().dropna().unique())
+    if args.tickers == ["all"]:
+        return available
+    unknown = [ticker for ticker in args.tickers if ticker not in available]
+    if unknown:
+        fail(
+            f"--tickers: {', '.join(unknown)} not in {csv} ({len(available)} tickers available, "
+            f"the first {min(20, len(available))}: {', '.join(available[:20])})"
+        )
+    return args.tickers
+
+
+def run_strict(args):
+    """The strict protocol on each stock: rolling origins, scale-free scores, DM tests."""
+    t_start = time.perf_counter()
+    seeds = seed_list(args)
+    # every stock is loaded and checked first: bad data stops here, nothing written
+    stocks = [load_stock(args, ticker) for ticker in resolve_tickers(args)]
+    out_dir = prepare_out_dir(args.out_dir)
+    horizon = args.foresight + 1
+    evaluation, fold_logs, data = {}, {}, {}
+    for stock in stocks:
+        name, mid, dates = stock["name"], stock["mid"], stock["data"]["dates"]
+        stock_dir = out_dir if len(stocks) == 1 else prepare_out_dir(out_dir / name)
+        if len(stocks) > 1:
+            print(f"\n== {name} ==")
+        describe_stock(stock, stock_dir)
+        print(
+            f"strict protocol: {args.folds} rolling origins over the {stock['test_size']} test "
+            f"days; target {args.target}, h = {horizon}; inputs framed as {args.framing}"
+        )
+        summary, fold_logs[name], layout = evaluate_stock(
+            mid, dates, stock["train_size"], stock["test_size"], args, seeds, stock_dir
+        )
+        title = f"{name}: rolling origins (dashed) and the test targets of each fold (shaded)"
+        plot_folds(
+            mid, dates, layout["t"], layout["folds"], horizon, title, stock_dir / "split.png"
+        )
+        title = f"{name}, strict protocol: MASE per model (± std over {args.folds} folds)"
+        plot_mase({name: summary}, title, stock_dir / "comparison.png")
+        print()
+        print_evaluation(summary, name, args.folds)
+        evaluation[name], data[name] = summary, data_record(stock)
+    verdict, dm = dm_verdict(evaluation)
+    across = {}
+    if len(evaluation) > 1:
+        across = cross_stock(evaluation, args.models)
+        print(f"\nMASE across {len(evaluation)} stocks:")
+        rows = [
+            {"model": name, **row}
+            for name, row in sorted(across.items(), key=lambda i: i[1]["median_mase"])
+        ]
+        print_table(rows, ["model", "median_mase", "iqr_mase", "share_beating_naive"])
+        title = f"MASE across {len(evaluation)} stocks (each box: one value per stock)"
+        plot_mase(evaluation, title, out_dir / "cross_stock.png")
+    print(verdict)
+
+    record = run_record(args, seeds)
+    record.update(protocol="strict", framing=args.framing, target=args.target, data=data)
+    fit_s = sum(
+        r["fit_s"] for log in fold_logs.values() for f in log for r in f["networks"].values()
+    )
+    record["timings_s"] = {"total": time.perf_counter() - t_start, "fit": fit_s}
+    record["evaluation"] = {
+        "folds": args.folds,
+        "horizon": horizon,
+        "target": args.target,
+        "tickers": evaluation,
+        "fold_log": fold_logs,
+        "dm": dm,
+        "cross_stock": across,
+        "verdict": verdict,
+    }
+    save_json(record, out_dir / "metrics.json")
+    if args.show:
+        plt.show()
+    return 0
+
+
 # Command line
 
 
@@ -963,7 +1402,13 @@ def build_parser():
         "all_stocks_5yr.csv); unset: data/all_stocks_5yr.csv if present, else Google's prices "
         "shipped with matplotlib",
     )
-    add("--ticker", default="AAL", help="rows to use when the CSV has a Name column")
+    add("--ticker", help="rows to use when the CSV has a Name column (unset: AAL)")
+    add(
+        "--tickers",
+        type=ticker_list,
+        help="strict protocol: evaluate several stocks, e.g. AAL,MSFT,XOM, or 'all' the "
+        "tickers in a CSV with a Name column (Kaggle's all_stocks_5yr.csv)",
+    )
     add(
         "--train-size",
         type=positive_int,
@@ -991,9 +1436,21 @@ def build_parser():
     add(
         "--framing",
         choices=FRAMINGS,
+        default="features",
         help="features: (samples, 1, look_back) as the lesson; "
-        "timesteps: (samples, look_back, 1), so recurrent layers recur over the days; "
-        "unset: features for lesson, timesteps for strict",
+        "timesteps: (samples, look_back, 1), so recurrent layers recur over the days",
+    )
+    add(
+        "--folds",
+        type=positive_int,
+        help="strict protocol: rolling origins over the test part, each retraining every "
+        "network (unset: 5)",
+    )
+    add(
+        "--target",
+        choices=("price", "log-return"),
+        help="strict protocol: what the networks predict; log-return: log(p[t+h]/p[t]) from "
+        "the window's log prices relative to its last day (unset: price)",
     )
     add(
         "--models",
@@ -1041,41 +1498,87 @@ def build_parser():
 
 def parse_args(argv=None):
     args = parse_args_with_quick(build_parser(), argv, QUICK)
-    args.framing = args.framing or ("features" if args.protocol == "lesson" else "timesteps")
+    if args.protocol == "lesson":  # the options of the forecaster's evaluation
+        for option, value in (("--folds", args.folds), ("--tickers", args.tickers)):
+            if value is not None:
+                fail(f"{option} belongs to the strict protocol's evaluation: add --protocol strict")
+        if args.target == "log-return":
+            fail(
+                "--target log-return needs --protocol strict: the lesson's window-normalised "
+                "values include exact zeros (each window's minimum), whose log is undefined"
+            )
+    if args.tickers and args.ticker:
+        fail("give --ticker (one stock) or --tickers (several), not both")
+    args.ticker = args.ticker or "AAL"
+    args.folds, args.target = args.folds or 5, args.target or "price"
     args.models = [name for name in NETWORKS if name in args.models]  # in the lesson's order
     args.out_dir = args.out_dir or Path("outputs") / Path(__file__).stem / args.protocol
     return args
 
 
-def run(args):
-    """The lesson's steps, or the strict protocol's, then one table of every model and baseline."""
-    t_start = time.perf_counter()
-    seeds = seed_list(args)
-    # load the data and check that it fits the split: bad data stops here, nothing written
+def load_stock(args, ticker):
+    """One stock's prices, mid prices and split, checked: bad data is one line, exit 2."""
     try:
-        data = load_prices(args.csv, args.ticker)
+        data = load_prices(args.csv, ticker)
         mid = mid_prices(data["high"], data["low"])
         train_size, test_size = split_sizes(len(mid), args.train_size, args.test_size)
         check_sizes(len(mid), train_size, test_size, args, data["where"])
+        if args.target == "log-return" and not (mid > 0).all():
+            raise DataError(
+                f"--target log-return needs positive prices; {data['where']} has some <= 0"
+            )
     except DataError as exc:
         fail(str(exc))
-    out_dir = prepare_out_dir(args.out_dir)
+    name = data["source"]["ticker"] or "prices"
+    return dict(data=data, mid=mid, train_size=train_size, test_size=test_size, name=name)
+
+
+def describe_stock(stock, out_dir):
+    """Print where the prices came from, any repair and the split; plot the highs and lows."""
+    data, mid = stock["data"], stock["mid"]
     print(f"data: {data['where']}, {len(mid)} days {data['dates'][0]} to {data['dates'][-1]}")
     for repair in data["repairs"]:
         print(f"data repair: {repair}")
     print(f"mid prices: {len(mid)}, the first three {', '.join(f'{v:g}' for v in mid[:3])}")
-    unused = len(mid) - train_size - test_size
+    unused = len(mid) - stock["train_size"] - stock["test_size"]
     print(
-        f"split: {train_size} training and {test_size} test mid prices"
+        f"split: {stock['train_size']} training and {stock['test_size']} test mid prices"
         + (f" ({unused} later rows unused)" if unused else "")
     )
-    stock = data["source"]["ticker"] or "prices"
-    plot_high_low(data, f"{stock}: daily high and low", out_dir / "prices.png")
+    plot_high_low(data, f"{stock['name']}: daily high and low", out_dir / "prices.png")
 
-    # the lesson's data steps (or the strict protocol's), with their figures
-    steps = lesson_steps if args.protocol == "lesson" else strict_steps
-    setup = steps(mid, train_size, test_size, data["dates"], stock, args, out_dir)
-    setup["sizes"]["unused"] = unused
+
+def data_record(stock):
+    """The data part of metrics.json."""
+    data, mid = stock["data"], stock["mid"]
+    return {
+        **data["source"],
+        "description": data["where"],
+        "rows": len(mid),
+        "first_date": str(data["dates"][0]),
+        "last_date": str(data["dates"][-1]),
+        "first_mid_prices": mid[:3].tolist(),
+        "repairs": data["repairs"],
+    }
+
+
+def run(args):
+    """The lesson's steps, then one table of every model and baseline (strict: run_strict)."""
+    if args.protocol == "strict":
+        return run_strict(args)
+    t_start = time.perf_counter()
+    seeds = seed_list(args)
+    stock = load_stock(args, args.ticker)  # bad data stops here, nothing written
+    data, mid, train_size, test_size = (
+        stock[k] for k in ("data", "mid", "train_size", "test_size")
+    )
+    out_dir = prepare_out_dir(args.out_dir)
+    describe_stock(stock, out_dir)
+
+    # the lesson's data steps, with their figures
+    name = stock["name"]
+    setup = lesson_steps(mid, train_size, test_size, data["dates"], name, args, out_dir)
+    setup["sizes"]["unused"] = len(mid) - train_size - test_size
     splits = setup["splits"]
     windows = {name: len(split["y"]) for name, split in splits.items()}
     print(
@@ -1122,27 +1625,17 @@ def run(args):
     rows = summarise(results)
     print()
     print(setup["note"])
-    print_results(rows, args.protocol, windows["test"], len(seeds) > 1, "val" in splits)
+    print_results(rows, windows["test"], len(seeds) > 1)
     verdict = naive_verdict(rows, len(seeds))
     print(verdict)
     over = f" (mean ± std over {len(seeds)} seeds)" if len(seeds) > 1 else ""
-    title = f"{stock}, {args.protocol} protocol: MAE per model and split{over}"
+    title = f"{name}, lesson protocol: MAE per model and split{over}"
     plot_comparison(rows, list(splits), title, out_dir / "comparison.png")
 
     timings["total"] = time.perf_counter() - t_start
     record = run_record(args, seeds)
     record["protocol"], record["framing"] = args.protocol, args.framing
-    record["data"] = {
-        **data["source"],
-        "description": data["where"],
-        "rows": len(mid),
-        "first_date": str(data["dates"][0]),
-        "last_date": str(data["dates"][-1]),
-        "first_mid_prices": mid[:3].tolist(),
-        "repairs": data["repairs"],
-        "split": setup["sizes"],
-        "windows": windows,
-    }
+    record["data"] = {**data_record(stock), "split": setup["sizes"], "windows": windows}
     record["timings_s"] = timings
     record["metrics"] = {
         row["model"]: {k: v for k, v in row.items() if k != "model"} for row in rows
