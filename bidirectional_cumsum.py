@@ -25,6 +25,7 @@ and a metrics.json record of every run.
 """
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -50,6 +51,7 @@ LESSON = {
 }
 # extra – `--quick`: every step end to end in seconds. Options given explicitly win.
 QUICK = {"n_train": 1_000, "n_eval": 200}
+QUICK.update(grid_n_timesteps="5,10", grid_units="5", grid_n_train="1000", grid_batch_size="50")
 
 MERGE_MODES = ("sum", "mul", "concat", "ave")
 
@@ -60,6 +62,15 @@ MERGE_MODES = ("sum", "mul", "concat", "ave")
 # and optimizer); what goes is the overhead around each batch. XLA (jit_compile) was
 # no faster here: it spends longer compiling than it saves (benchmarks/RESULTS.md).
 SPEED = dict(steps_per_execution=50, unroll=True)
+# Unrolling copies the LSTM step once per time step, so compiling takes longer as the
+# sequences grow: past UNROLL_MAX_TIMESTEPS steps it costs more than it saves, and the
+# time loop stays a loop (measured, benchmarks/RESULTS.md). run_lesson applies speed_for.
+UNROLL_MAX_TIMESTEPS = 20
+
+
+def speed_for(n_timesteps):
+    """SPEED for sequences of n_timesteps: unrolled only up to UNROLL_MAX_TIMESTEPS steps."""
+    return dict(SPEED, unroll=SPEED["unroll"] and n_timesteps <= UNROLL_MAX_TIMESTEPS)
 
 
 # ---------------------------------------------------------------------------
@@ -173,6 +184,8 @@ def bidirectional_lstm(n_timesteps=10, n_units=50, merge_mode="concat"):
             ),
             # The same Dense sigmoid unit applied at each time step.
             # [batch, time, 2 * units] -> [batch, time, 1]
+            # A plain Dense(1) would do the same: Dense acts on the last axis, at every
+            # time step (in Keras 2 as well). TimeDistributed is kept to follow the lesson.
             layers.TimeDistributed(layers.Dense(1, activation="sigmoid"), name="time_distributed"),
         ],
         name=f"bidirectional_lstm_{merge_mode}",
@@ -257,7 +270,7 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, sum
         loss="binary_crossentropy",
         optimizer="adam",
         metrics=["accuracy"],
-        **speed_settings(model, **SPEED),
+        **speed_settings(model, **speed_for(model.input_shape[1])),
     )
     if summary:
         model.summary()
@@ -572,9 +585,225 @@ def plot_comparison(summary, path, title):
     save_figure(fig, path)
 
 
+# extra – 10.9's "model size against problem complexity" (--experiment size): every cell
+# of a grid of sequence lengths x units x training sequences x batch sizes, with each seed.
+SIZE_KEYS = ["n_timesteps", "units", "n_train", "batch_size"]
+SIZE_GRID = {  # the grid's defaults, given as on the command line (--grid-n-timesteps ...)
+    "n_timesteps": "10,20,40",
+    "units": "5,10,25,50",
+    "n_train": "10000,50000",
+    "batch_size": "10,50",
+}
+SIZE_TARGET = 0.99  # the whole-sequence accuracy asked of a cell, on every seed
+SIZE_COLUMNS = ["steps", "units", "params", "sequences", "batch", "per-step", "whole sequence"]
+SIZE_COLUMNS += ["worst seed", "fit s"]
+
+
+def size_experiment(args, seeds, timings):
+    """extra – train the lesson's model once per grid cell and seed; one row per training.
+
+    Each training draws its data from its own seed's streams (lesson_data) and is seeded
+    on its own (run_lesson), so the trainings could run in any order, or in parallel,
+    and give the same numbers. Returns a pandas DataFrame.
+    """
+    import logging
+
+    import pandas as pd
+
+    # a new model per training: TensorFlow's warning that it traces again is expected
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    grid = [getattr(args, "grid_" + key) for key in SIZE_KEYS]  # --grid-n-timesteps, ...
+    cells = list(itertools.product(seeds, *grid))
+    rows = []
+    for i, (seed, t, units, n_train, batch_size) in enumerate(cells, 1):
+        print(f"\n[{i}/{len(cells)}] seed {seed}, {t} time steps, {units} units")
+        start = time.perf_counter()
+        data = lesson_data(seed, t, n_train, args.n_eval, args.n_predict)
+        timings["data"] += time.perf_counter() - start
+        define_model = partial(bidirectional_lstm, t, units, args.merge_mode)
+        result = run_lesson(define_model, data, seed, batch_size, args.epochs, args.verbose)
+        scores, fit_s = result["scores"], result["training"]["fit_s"]
+        timings["fit"] += fit_s
+        timings["evaluate"] += result["evaluate_s"]
+        print(
+            f"  per-step accuracy {scores['per_step_accuracy']:.4f}, whole-sequence "
+            f"{scores['sequence_accuracy']:.4f}, fit {fit_s:.1f} s"
+        )
+        rows.append(
+            dict(
+                zip(["seed", *SIZE_KEYS], (seed, t, units, n_train, batch_size)),
+                params=result["model"].count_params(),
+                per_step_accuracy=scores["per_step_accuracy"],
+                sequence_accuracy=scores["sequence_accuracy"],
+                fit_s=fit_s,
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+def summarise_size(runs):
+    """extra – one row per grid cell: the mean, sample std (ddof=1) and worst seed."""
+    return (
+        runs.groupby(SIZE_KEYS)
+        .agg(
+            params=("params", "first"),
+            per_step_accuracy=("per_step_accuracy", "mean"),
+            per_step_accuracy_std=("per_step_accuracy", "std"),
+            sequence_accuracy=("sequence_accuracy", "mean"),
+            sequence_accuracy_std=("sequence_accuracy", "std"),
+            sequence_accuracy_min=("sequence_accuracy", "min"),
+            fit_s=("fit_s", "mean"),
+        )
+        .reset_index()
+    )
+
+
+def records(frame):
+    """extra – a DataFrame as JSON-ready dicts (ints stay ints, a missing std is None)."""
+    return json.loads(frame.to_json(orient="records"))
+
+
+def size_answers(summary, target=SIZE_TARGET):
+    """extra – for each length, the smallest and the fastest cell reaching the target.
+
+    A cell reaches it when its whole-sequence accuracy is >= target with every seed.
+    Smallest: fewest parameters, then fewest training sequences, then the shortest fit.
+    Fastest: the shortest mean fit time. Both None when no cell reached it; "best" is
+    the cell with the highest mean whole-sequence accuracy either way.
+    """
+    answers = {}
+    for t, cells in summary.groupby("n_timesteps"):
+        good = cells[cells["sequence_accuracy_min"] >= target]
+        ranked = {
+            "smallest": good.sort_values(["params", "n_train", "fit_s"]),
+            "fastest": good.sort_values("fit_s"),
+            "best": cells.sort_values("sequence_accuracy", ascending=False),
+        }
+        answers[int(t)] = {k: records(v.head(1))[0] if len(v) else None for k, v in ranked.items()}
+    return answers
+
+
+def plus_minus(row, key, digits=4):
+    """extra – 'mean ± std' text for a summary row (no std with one seed)."""
+    std = row.get(key + "_std")
+    text = f"{row[key]:.{digits}f}"
+    return text if std is None or np.isnan(std) else f"{text} ± {std:.{digits}f}"
+
+
+def size_table_rows(summary):
+    """extra – rows for print_table, one per grid cell."""
+    return [
+        {
+            "steps": row["n_timesteps"],
+            "units": row["units"],
+            "params": f"{row['params']:,}",
+            "sequences": f"{row['n_train']:,}",
+            "batch": row["batch_size"],
+            "per-step": plus_minus(row, "per_step_accuracy"),
+            "whole sequence": plus_minus(row, "sequence_accuracy", 3),
+            "worst seed": f"{row['sequence_accuracy_min']:.3f}",
+            "fit s": f"{row['fit_s']:.1f}",
+        }
+        for row in records(summary)
+    ]
+
+
+def describe_cell(cell):
+    """extra – one cell of the grid in words, for the printed answers."""
+    return (
+        f"{cell['units']} units ({cell['params']:,} parameters), {cell['n_train']:,} "
+        f"sequences, batch {cell['batch_size']}, fit {cell['fit_s']:.1f} s"
+    )
+
+
+def plot_size_experiment(summary, path, title, target=SIZE_TARGET):
+    """extra – per-step (top) and whole-sequence accuracy (bottom) against units.
+
+    One column per sequence length, one line per (training sequences, batch size),
+    error bars: the std over seeds.
+    """
+    lengths, units = sorted(summary["n_timesteps"].unique()), sorted(summary["units"].unique())
+    fig, axes = plt.subplots(
+        2, len(lengths), figsize=(3.8 * len(lengths) + 1, 7), sharey="row", squeeze=False
+    )
+    for col, t in enumerate(lengths):
+        of_length = summary[summary["n_timesteps"] == t]
+        for (n_train, batch_size), cells in of_length.groupby(["n_train", "batch_size"]):
+            for ax, key in zip(axes[:, col], ("per_step_accuracy", "sequence_accuracy")):
+                ax.errorbar(
+                    cells["units"],
+                    cells[key],
+                    yerr=cells[key + "_std"].fillna(0.0),
+                    marker="o",
+                    capsize=3,
+                    label=f"{n_train:,} sequences, batch {batch_size}",
+                )
+        axes[0, col].set_title(f"{t} time steps (limit {sequence_limit(t):g})")
+        axes[1, col].axhline(target, color="tab:red", ls="--", lw=1, label=f"{target:.0%}")
+        axes[1, col].set_xlabel("LSTM units in each direction")
+        for ax in axes[:, col]:
+            ax.set_xscale("log")
+            ax.set_xticks(units, [str(u) for u in units])
+            ax.minorticks_off()
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("per-step accuracy")
+    axes[1, 0].set_ylabel("whole-sequence accuracy")
+    axes[1, -1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def run_size_experiment(args, seeds, record, out_dir):
+    """extra – --experiment size: the grid's trainings, table, answers, figure and record."""
+    timings = {"data": 0.0, "fit": 0.0, "evaluate": 0.0}
+    runs = size_experiment(args, seeds, timings)
+    summary = summarise_size(runs)
+    answers = size_answers(summary)
+    how = f"mean ± std over seeds {seeds[0]}..{seeds[-1]}" if len(seeds) > 1 else f"seed {seeds[0]}"
+    print(f"\nModel size against sequence length, on {args.n_eval:,} fresh sequences ({how}):")
+    print_table(size_table_rows(summary), SIZE_COLUMNS)
+    print(
+        f"\nThe smallest and the fastest configuration with whole-sequence accuracy >= "
+        f"{SIZE_TARGET:.0%} on every seed:"
+    )
+    for t, answer in answers.items():
+        if answer["smallest"] is None:
+            best = answer["best"]
+            print(
+                f"  {t} steps: none in this grid; the best was {describe_cell(best)}: "
+                f"{plus_minus(best, 'sequence_accuracy', 3)} whole-sequence"
+            )
+        else:
+            print(f"  {t} steps: smallest: {describe_cell(answer['smallest'])}")
+            print(f"  {t} steps: fastest:  {describe_cell(answer['fastest'])}")
+    title = f"Model size against sequence length ({how})"
+    plot_size_experiment(summary, out_dir / "size_experiment.png", title)
+    record["data"].update(
+        {key: getattr(args, "grid_" + key) for key in SIZE_KEYS},
+        limit="n_timesteps / 4",
+    )
+    record.update(
+        timings_s=timings,
+        size_target=SIZE_TARGET,
+        metrics=records(summary),
+        answers={str(t): answer for t, answer in answers.items()},
+        per_training=records(runs),
+    )
+    save_json(record, out_dir / "metrics.json")
+    if args.show:
+        plt.show()
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
+
+
+def positive_ints(text):
+    """argparse type: comma-separated whole numbers >= 1, e.g. 10,20,40 (sorted, no repeats)."""
+    return sorted({positive_int(part) for part in text.split(",")})
 
 
 def build_parser():
@@ -615,6 +844,23 @@ def build_parser():
         ("--show", "also open the figures in windows at the end"),
     ):
         parser.add_argument(option, action="store_true", help=text)
+    parser.add_argument(
+        "--experiment",
+        choices=("size",),
+        help="instead of the lesson's run: 'size' trains the model on every cell of the "
+        "--grid-* options (model size against sequence length; add --repeats for seeds)",
+    )
+    for key, text in zip(
+        SIZE_KEYS,
+        ("sequence lengths", "LSTM units each way", "training sequences", "batch sizes"),
+    ):
+        parser.add_argument(
+            "--grid-" + key.replace("_", "-"),
+            type=positive_ints,
+            default=SIZE_GRID[key],
+            metavar="N,N,...",
+            help=f"--experiment size: the {text} to try, comma-separated",
+        )
     quick = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items())
     parser.add_argument(
         "--quick", action="store_true", help=f"tiny run of every step: {quick} unless given"
@@ -637,11 +883,14 @@ def build_parser():
 
 def parse_args(argv=None):
     args = parse_args_with_quick(build_parser(), argv, QUICK)
-    if args.n_timesteps < 2:
-        fail(
-            f"--n-timesteps must be 2 or more (got {args.n_timesteps}): "
-            "one step has no past or future to read"
-        )
+    for option, value in (
+        ("--n-timesteps", args.n_timesteps),
+        ("--grid-n-timesteps", min(args.grid_n_timesteps)),
+    ):
+        if value < 2:
+            fail(
+                f"{option} must be 2 or more (got {value}): one step has no past or future to read"
+            )
     return args
 
 
@@ -658,6 +907,9 @@ def run(args):
         "n_eval": args.n_eval,
         "n_predict": args.n_predict,
     }
+
+    if args.experiment == "size":  # extra – 10.9: model size against sequence length
+        return run_size_experiment(args, seeds, record, out_dir)
 
     # 10.1 what go_backwards and each merge mode return
     record["demo"] = run_demo(args.seed)

@@ -563,3 +563,167 @@ def test_quick_run_under_jax_backend(tmp_path):
     record = json.loads((out / "metrics.json").read_text())
     assert record["backend"] == "jax"
     assert 0.5 < record["metrics"]["bidirectional_lstm"]["per_step_accuracy"] <= 1.0
+
+
+# ---------------------------------------------------------------------------
+# issue 11: TimeDistributed, unrolling by length, --experiment size
+# ---------------------------------------------------------------------------
+
+
+def test_dense_acts_at_every_time_step_like_time_distributed():
+    import keras
+    from keras import layers
+
+    x = np.random.default_rng(3).random((4, 7, 6)).astype("float32")
+    dense = layers.Dense(1, activation="sigmoid")
+    wrapped = layers.TimeDistributed(layers.Dense(1, activation="sigmoid"))
+    assert tuple(dense(x).shape) == (4, 7, 1)
+    wrapped(x)
+    wrapped.set_weights(dense.get_weights())  # the same kernel and bias
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(wrapped(x)), keras.ops.convert_to_numpy(dense(x)), atol=1e-6
+    )
+
+
+def test_unroll_only_up_to_the_length_where_it_pays(monkeypatch):
+    import keras
+
+    limit = bc.UNROLL_MAX_TIMESTEPS
+    assert 10 <= limit < 200  # the lesson's 10 steps unrolled, long sequences not
+    assert bc.speed_for(10) == bc.SPEED  # the lesson's length: SPEED as it stands
+    assert bc.speed_for(limit)["unroll"] and not bc.speed_for(limit + 1)["unroll"]
+    assert bc.speed_for(200) == dict(bc.SPEED, unroll=False)
+
+    # run_lesson applies it: record what reaches fit, then stop before training
+    seen = {}
+
+    def stop_at_fit(model, *args, **kwargs):
+        lstm = model.layers[0]
+        seen[model.input_shape[1]] = (lstm.forward_layer.unroll, lstm.backward_layer.unroll)
+        raise InterruptedError
+
+    monkeypatch.setattr(bc, "train_network", stop_at_fit)
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    for t in (10, 200):
+        data = bc.lesson_data(7, t, 4, 2, 1)
+        with pytest.raises(InterruptedError):
+            bc.run_lesson(partial(bc.bidirectional_lstm, t, 3), data, 7, verbose=0)
+    assert seen == {10: (on_tensorflow,) * 2, 200: (False, False)}
+
+
+def test_size_summary_and_answers():
+    import pandas as pd
+
+    runs = pd.DataFrame(
+        [  # n_timesteps, units, n_train, batch_size, seed, params, accuracies, fit_s
+            (10, 5, 100, 10, 7, 50, 0.999, 0.995, 4.0),
+            (10, 5, 100, 10, 8, 50, 0.999, 0.991, 6.0),
+            (10, 5, 200, 50, 7, 50, 0.999, 0.999, 2.0),
+            (10, 5, 200, 50, 8, 50, 0.999, 0.989, 2.0),  # misses on one seed
+            (10, 9, 100, 50, 7, 90, 0.999, 0.995, 1.0),
+            (10, 9, 100, 50, 8, 90, 0.999, 0.999, 2.0),
+            (20, 5, 100, 10, 7, 50, 0.98, 0.70, 3.0),
+            (20, 5, 100, 10, 8, 50, 0.96, 0.60, 3.0),
+        ],
+        columns=[
+            *bc.SIZE_KEYS,
+            "seed",
+            "params",
+            "per_step_accuracy",
+            "sequence_accuracy",
+            "fit_s",
+        ],
+    )
+    summary = bc.summarise_size(runs)
+    assert len(summary) == 4
+    first = bc.records(summary)[0]
+    assert first["sequence_accuracy"] == pytest.approx(0.993)
+    assert first["sequence_accuracy_std"] == pytest.approx(np.std([0.995, 0.991], ddof=1))
+    assert first["sequence_accuracy_min"] == pytest.approx(0.991) and first["fit_s"] == 5.0
+    answers = bc.size_answers(summary, target=0.99)
+    smallest, fastest = answers[10]["smallest"], answers[10]["fastest"]
+    assert (smallest["units"], smallest["n_train"], smallest["batch_size"]) == (5, 100, 10)
+    assert (fastest["units"], fastest["fit_s"]) == (9, 1.5)
+    assert answers[20]["smallest"] is answers[20]["fastest"] is None
+    assert answers[20]["best"]["sequence_accuracy"] == pytest.approx(0.65)
+    # one seed: no std, and the table says so
+    one = bc.summarise_size(runs[runs["seed"] == 7])
+    assert bc.records(one)[0]["sequence_accuracy_std"] is None
+    assert bc.size_table_rows(one)[0]["whole sequence"] == "0.995"
+    assert bc.size_table_rows(summary)[0]["whole sequence"] == "0.993 ± 0.003"
+
+
+def test_size_experiment_quick_grid(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["--experiment", "size", "--quick", "--verbose", "0", "--repeats", "2"]
+    args += ["--grid-n-timesteps", "6,4", "--grid-units", "3", "--grid-n-train", "60"]
+    args += ["--grid-batch-size", "20", "--n-eval", "40", "--out-dir", str(out)]
+    assert bc.main(args) == 0
+    printed = capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} == {"size_experiment.png", "metrics.json"}
+    check_files_whole(out)
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["seeds"] == [7, 8] and record["size_target"] == 0.99
+    assert record["data"]["n_timesteps"] == [4, 6] and record["data"]["n_eval"] == 40
+    assert set(record["timings_s"]) >= {"data", "fit", "evaluate"}
+    runs, cells = record["per_training"], record["metrics"]
+    assert len(runs) == 4 and len(cells) == 2
+    for cell in cells:
+        mine = [r for r in runs if r["n_timesteps"] == cell["n_timesteps"]]
+        values = [r["sequence_accuracy"] for r in mine]
+        assert {r["seed"] for r in mine} == {7, 8}
+        assert cell["sequence_accuracy"] == pytest.approx(np.mean(values))
+        assert cell["sequence_accuracy_std"] == pytest.approx(np.std(values, ddof=1))
+        assert cell["params"] == 2 * 4 * 3 * (1 + 3 + 1) + 2 * 3 + 1
+        assert 0.0 <= cell["per_step_accuracy"] <= 1.0
+    assert set(record["answers"]) == {"4", "6"}
+    for answer in record["answers"].values():
+        assert answer["best"] is not None
+        assert (answer["smallest"] is None) == (answer["fastest"] is None)
+    assert "worst seed" in printed and "whole-sequence accuracy >= 99%" in printed
+    # each training is seeded on its own: the second seed's cell alone gives its numbers
+    again = tmp_path / "again"
+    args = [a if a != "6,4" else "6" for a in args[:-1]] + [str(again)]
+    assert bc.main([*args, "--seed", "8", "--repeats", "1"]) == 0
+    alone = json.loads((again / "metrics.json").read_text())["per_training"][0]
+    first = next(r for r in runs if r["seed"] == 8 and r["n_timesteps"] == 6)
+    assert alone["sequence_accuracy"] == first["sequence_accuracy"]
+    assert alone["per_step_accuracy"] == pytest.approx(first["per_step_accuracy"], abs=1e-9)
+
+
+def test_quick_sets_a_small_grid():
+    args = bc.parse_args(["--quick", "--grid-units", "7,3,7"])
+    assert args.grid_units == [3, 7]  # given wins; sorted, no repeats
+    assert args.grid_n_timesteps == bc.positive_ints(bc.QUICK["grid_n_timesteps"])
+    full = bc.parse_args([])
+    assert full.grid_n_timesteps == bc.positive_ints(bc.SIZE_GRID["n_timesteps"])
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--grid-units", "5,0"),
+        ("--grid-n-train", "many"),
+        ("--grid-batch-size", ""),
+        ("--grid-n-timesteps", "10,,20"),
+        ("--experiment", "length"),
+    ],
+)
+def test_bad_grid_values_exit_2(tmp_path, capsys, option, value):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        bc.main(["--experiment", "size", option, value, "--out-dir", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_grid_of_one_step_is_one_clear_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        bc.main(["--experiment", "size", "--grid-n-timesteps", "1,10", "--out-dir", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --grid-n-timesteps must be 2 or more")
+    assert not out.exists()
