@@ -327,26 +327,171 @@ def test_the_lessons_loops_match_the_pandas_one_liners_in_their_docstrings():
 
 
 # ---------------------------------------------------------------------------
-# The strict protocol
+# The strict protocol: rolling origins, baselines, scores, Diebold-Mariano
 # ---------------------------------------------------------------------------
 
 
-def test_strict_scaler_is_fitted_on_training_rows_only():
-    mid = np.concatenate(
-        [np.linspace(10, 20, 80), np.linspace(50, 90, 20), np.linspace(200, 300, 30)]
+@settings(max_examples=60, deadline=None)
+@given(
+    n_rows=st.integers(60, 300),
+    look_back=st.integers(1, 10),
+    horizon=st.integers(1, 6),
+    folds=st.integers(1, 6),
+    share=st.floats(0.1, 0.5),
+)
+def test_rolling_folds_train_only_on_targets_known_at_the_origin(
+    n_rows, look_back, horizon, folds, share
+):
+    n_targets = max(folds, int(n_rows * share))
+    first = n_rows - n_targets
+    t, layout = slc.rolling_folds(n_rows, first, n_targets, folds, look_back, horizon)
+    assert t[0] == look_back - 1 and t[-1] + horizon == n_rows - 1  # every window, whole series
+    tested = np.concatenate([fold["test"] for fold in layout])
+    # every test target is in exactly one fold, in time order, and the folds cover the test part
+    np.testing.assert_array_equal(t[tested] + horizon, np.arange(first, n_rows))
+    for fold in layout:
+        targets = t[fold["test"]] + horizon
+        assert fold["origin"] == targets[0] - horizon  # the day the fold's first forecast is made
+        assert (t[fold["train"]] + horizon <= fold["origin"]).all()  # known at the origin
+        # and no window that was known then is left out
+        assert len(fold["train"]) == max(0, fold["origin"] - horizon - (look_back - 1) + 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.floats(1, 1000, allow_nan=False), min_size=80, max_size=150),
+    noise=st.lists(st.floats(-100, 100, allow_nan=False), min_size=150, max_size=150),
+    origin=st.integers(30, 60),
+)
+def test_a_folds_scaler_and_training_windows_never_see_rows_after_its_origin(values, noise, origin):
+    from sklearn.preprocessing import MinMaxScaler
+
+    mid = np.array(values)
+    changed = mid.copy()
+    changed[origin + 1 :] = np.abs(changed[origin + 1 :] + noise[: len(mid) - origin - 1]) + 1
+    t, (fold,) = slc.rolling_folds(len(mid), origin + 4, len(mid) - origin - 4, 1, 7, 4)
+    for target in ("price", "log-return"):
+        arrays = []
+        for series in (mid, changed):
+            scaler = MinMaxScaler().fit(series[: origin + 1].reshape(-1, 1))
+            x, y = slc.window_arrays(series, t, 7, 4, target, scaler)
+            arrays.append((x[fold["train"]], y[fold["train"]]))
+        np.testing.assert_array_equal(arrays[0][0], arrays[1][0])
+        np.testing.assert_array_equal(arrays[0][1], arrays[1][1])
+
+
+def test_log_return_windows_labels_and_prices_back():
+    mid = np.array([10.0, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20])
+    t = np.array([2, 3])
+    x, y = slc.window_arrays(mid, t, 3, 4, "log-return", None)
+    np.testing.assert_allclose(x[0], np.log([10 / 12, 11 / 12, 1.0]))  # the last input is 0
+    np.testing.assert_allclose(y, np.log([16 / 12, 17 / 13]))  # log(p[t + h] / p[t])
+    np.testing.assert_allclose(slc.to_prices(y, mid, t, "log-return", None), [16, 17])
+    np.testing.assert_allclose(slc.to_prices([0, 0], mid, t, "log-return", None), [12, 13])
+
+
+def test_baselines_by_hand():
+    mid = np.array([10.0, 12, 11, 13, 14, 16, 15, 17, 18, 20, 19, 21])
+    t, origin, horizon = np.array([9, 10]), 7, 2
+    x_train = np.array([[1.0, 2], [2, 3], [3, 4]])
+    prices = slc.baseline_prices(
+        mid,
+        t,
+        origin,
+        horizon,
+        (x_train, x_train @ [1, 1]),
+        np.array([[1.0, 1], [2, 2]]),
+        to_price=lambda values: np.asarray(values) * 100,
     )
-    prep = slc.prepare_strict(mid, train_size=100, test_size=30)
-    scaler, splits = prep["scaler"], prep["splits"]
-    assert (len(splits["train"]["raw"]), len(splits["val"]["raw"]), len(splits["test"]["raw"])) == (
-        80,
-        20,
-        30,
-    )
-    assert scaler.data_min_[0] == 10 and scaler.data_max_[0] == 20
-    assert (
-        splits["test"]["series"].min() > 1
-    )  # test prices beyond the training range stay beyond it
-    np.testing.assert_allclose(splits["test"]["y"][0], (mid[100 + 10] - 10) / 10)
+    np.testing.assert_allclose(prices["naive"], [20, 19])
+    slope = (17 - 10) / 7  # the training rows' mean daily step, days 0..7
+    np.testing.assert_allclose(prices["drift"], [20 + 2 * slope, 19 + 2 * slope])
+    np.testing.assert_allclose(prices["ar"], [200, 400])  # least squares found y = x1 + x2
+    np.testing.assert_allclose(prices["sma_26"], [np.mean(mid[:10]), np.mean(mid[:11])])
+    ema = 10.0
+    for value in mid[1:10]:
+        ema = 0.5 * ema + 0.5 * value
+    assert prices["ema_0.5"][0] == pytest.approx(ema)
+    alpha = slc.fit_ses_alpha(mid[: origin + 1])
+    level = mid[0]
+    for value in mid[1:10]:
+        level = alpha * value + (1 - alpha) * level
+    assert prices["ses"][0] == pytest.approx(level)
+
+
+def test_ses_alpha_fits_the_training_rows():
+    rng = np.random.default_rng(0)
+    walk = 100 + np.cumsum(rng.normal(0, 1, 500))  # a random walk: the best level is the last value
+    assert slc.fit_ses_alpha(walk) > 0.9
+    noisy_flat = 50 + rng.normal(0, 1, 500)  # noise around a constant: smooth a lot
+    assert slc.fit_ses_alpha(noisy_flat) < 0.1
+
+
+def test_mase_scale_is_the_in_sample_h_step_naive_mae():
+    past = np.array([1.0, 2, 4, 7, 11])
+    assert slc.naive_scale(past, 2) == pytest.approx((3 + 5 + 7) / 3)
+
+
+def test_diebold_mariano_against_a_case_computed_by_hand():
+    d = np.array([1.0, -1, 2, 0, 1, 3, -2, 1])  # naive's |error| - the model's, in time order
+    # by hand, n = 8, h = 2 (one lag): mean 5/8; deviations d - 5/8
+    # gamma0 = sum(dev^2)/8 = (21 - 8 * (5/8)**2) / 8 = 2.234375
+    # gamma1 = sum(dev[1:] * dev[:-1]) / 8 = -10.265625 / 8 = -1.283203125
+    # Bartlett, 1 lag: variance = gamma0 + 2 * (1 - 1/2) * gamma1 = 0.951171875
+    # DM = 0.625 / sqrt(0.951171875 / 8) = 1.81256...
+    # HLN: * sqrt((8 + 1 - 4 + 2 * 1 / 8) / 8) = * sqrt(0.65625) -> 1.46835
+    dev = d - 0.625
+    assert dev @ dev / 8 == pytest.approx(2.234375)
+    assert dev[1:] @ dev[:-1] / 8 == pytest.approx(-1.283203125)
+    expected = 0.625 / np.sqrt(0.951171875 / 8) * np.sqrt(0.65625)
+    statistic, pvalue = slc.diebold_mariano(d, horizon=2)
+    assert statistic == pytest.approx(expected)
+    assert statistic == pytest.approx(1.46835, abs=1e-5)
+    from scipy import stats
+
+    assert pvalue == pytest.approx(stats.t.sf(expected, df=7))
+    assert 0.09 < pvalue < 0.1  # one-sided: a lower mean |error| is not shown at 5%
+    # the same errors the other way round: the p-value of the opposite alternative
+    assert slc.diebold_mariano(-d, horizon=2)[1] == pytest.approx(1 - pvalue)
+
+
+def test_diebold_mariano_gives_no_p_value_without_variance():
+    assert slc.diebold_mariano(np.zeros(50), horizon=4) == (None, None)
+    assert slc.diebold_mariano(np.full(50, 0.3), horizon=4) == (None, None)
+
+
+def test_dm_verdict_is_computed_from_the_p_values():
+    def summary(**pvalues):
+        rows = {"naive": {"kind": "baseline"}}
+        rows.update({n: {"kind": "network", "dm_pvalue": p} for n, p in pvalues.items()})
+        return rows
+
+    sentence, counts = slc.dm_verdict({"A": summary(simple_lstm=0.01, simple_gru=0.4)})
+    assert sentence.startswith("1 of 2 networks forecast better than naive")
+    assert "simple_lstm (p = 0.010)" in sentence and "simple_gru" not in sentence
+    assert "about 5% would be significant by chance alone" in sentence
+    assert counts == {"level": 0.05, "tested": 2, "significant": 1}
+    sentence, _ = slc.dm_verdict({"A": summary(feed_forward=0.3, simple_lstm=None)})
+    assert sentence.startswith("None of the 1 networks") and "simple_lstm" in sentence
+    two = {"A": summary(simple_lstm=0.02), "B": summary(simple_lstm=0.5)}
+    sentence, counts = slc.dm_verdict(two)
+    assert "simple_lstm on A" in sentence and "50% significant" in sentence
+
+
+def test_a_reused_network_trains_exactly_as_a_new_one(tmp_path):
+    """The strict protocol resets one model per fold instead of building a new one."""
+    rng = np.random.default_rng(1)
+    x = rng.random((300, 1, 7)).astype("float32")
+    y = x[:, 0, -1] + 0.1 * rng.random(300).astype("float32")
+    cache, weights = {}, []
+    for data in ((x[:200], y[:200]), (x[100:], y[100:]), (x[100:], y[100:])):
+        use = cache if len(weights) < 2 else {}  # the third: a new model, as a first fold builds
+        model = slc.fresh_network("simple_gru", (1, 7), 5, use)  # dropout: its seeds are reset too
+        model.fit(*data, epochs=2, batch_size=32, verbose=0)
+        weights.append([w.copy() for w in model.get_weights()])
+    for reused, new in zip(weights[1], weights[2]):
+        np.testing.assert_array_equal(reused, new)
+    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], weights[1]))
 
 
 # ---------------------------------------------------------------------------
@@ -376,28 +521,6 @@ def test_window_normalisation_keeps_every_training_value_in_0_1(values, window):
     scaled = slc.window_normalise(np.array(values), window)[:, 0]
     assert scaled.shape == (len(values),)
     assert np.all((scaled >= 0.0) & (scaled <= 1.0))
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    values=st.lists(st.floats(1, 1000, allow_nan=False), min_size=130, max_size=200),
-    noise=st.lists(st.floats(-1e4, 1e4, allow_nan=False), min_size=200, max_size=200),
-    train_size=st.integers(60, 100),
-)
-def test_strict_scaler_never_sees_validation_or_test_rows(values, noise, train_size):
-    mid = np.array(values)
-    test_size = len(mid) - train_size
-    prep = slc.prepare_strict(mid, train_size, test_size)
-    n_fit = len(prep["splits"]["train"]["raw"])
-    assert prep["scaler"].data_min_[0] == mid[:n_fit].min()
-    assert prep["scaler"].data_max_[0] == mid[:n_fit].max()
-    # change every validation and test value: the scaler and the training data stay the same
-    changed = mid.copy()
-    changed[n_fit:] += np.array(noise[: len(mid) - n_fit])
-    again = slc.prepare_strict(changed, train_size, test_size)
-    np.testing.assert_array_equal(again["scaler"].data_min_, prep["scaler"].data_min_)
-    np.testing.assert_array_equal(again["scaler"].data_max_, prep["scaler"].data_max_)
-    np.testing.assert_array_equal(again["splits"]["train"]["x"], prep["splits"]["train"]["x"])
 
 
 # ---------------------------------------------------------------------------
@@ -456,29 +579,6 @@ def test_the_four_networks_layers_and_parameter_counts(framing):
         0.2,
         False,
     )
-
-
-def test_run_network_strict_keeps_the_best_epoch_on_validation(tmp_path):
-    mid = 30 + np.sin(np.arange(400) / 9.0) + np.arange(400) / 50.0
-    prep = slc.prepare_strict(mid, train_size=300, test_size=100)
-    frames = {name: slc.frame_inputs(s["x"], "timesteps") for name, s in prep["splits"].items()}
-    setup = {
-        **prep,
-        "frames": frames,
-        "input_shape": (7, 1),
-        "price_splits": ["val", "test"],
-        "val_split": "val",
-        "monitor": "val_loss",
-        "val_label": "validation split",
-    }
-    args = slc.parse_args(["--epochs", "6", "--verbose", "0", "--batch-size", "16"])
-    result = slc.run_network("feed_forward", setup, args, seed=3, out_dir=tmp_path)
-    val_loss = result["history"]["val_loss"]
-    assert len(val_loss) == 6 and result["epoch_kept"] == int(np.argmin(val_loss)) + 1
-    # the weights kept are the best epoch's: the model scores that epoch's validation loss again
-    assert result["scores"]["val_mae"] == pytest.approx(min(val_loss), rel=1e-4)
-    saved = {"feed_forward.keras", "losses_feed_forward.png", "predictions_feed_forward.png"}
-    assert {p.name for p in tmp_path.iterdir()} == saved
 
 
 # ---------------------------------------------------------------------------
@@ -552,18 +652,102 @@ def test_lesson_protocol_runs_end_to_end_on_the_fallback(tmp_path, capsys):
     assert not list(out_dir.glob(".tmp-*"))
 
 
+def check_evaluation(record, tickers, models, folds):
+    """metrics.json's evaluation layout, which other tools read."""
+    evaluation = record["evaluation"]
+    assert evaluation["folds"] == folds and evaluation["horizon"] == 4
+    assert set(evaluation["tickers"]) == set(tickers)
+    for ticker, rows in evaluation["tickers"].items():
+        assert set(rows) == set(models) | set(slc.FORECASTERS)
+        for name, row in rows.items():
+            assert {"mase", "skill", "mae", "mae_price"} <= set(row)
+            assert len(row["mase_folds"]) == folds
+            assert row["mase"] == pytest.approx(np.mean(row["mase_folds"]))
+            assert ("dm_pvalue" in row) == (name in models)
+        assert rows["naive"]["skill"] == 0.0
+        log = evaluation["fold_log"][ticker]
+        assert len(log) == folds and all(set(f["networks"]) == set(models) for f in log)
+        assert all(f["seconds"] > 0 and f["test_targets"] > 0 for f in log)
+    assert evaluation["verdict"] in record["verdict"] if "verdict" in record else True
+
+
 def test_strict_protocol_runs_end_to_end_on_the_fallback(tmp_path, capsys):
     out_dir = tmp_path / "strict"
-    code, stdout, _ = run_main(
-        ["--protocol", "strict", "--quick", "--verbose", "0", "--out-dir", out_dir], capsys
-    )
+    argv = ["--protocol", "strict", "--quick", "--folds", "2", "--verbose", "0"]
+    argv += ["--models", "feed_forward", "simple_lstm", "--out-dir", out_dir]
+    code, stdout, _ = run_main(argv, capsys)
     assert code == 0
-    record = check_run(out_dir, stdout, "strict", {"train": 660, "val": 157, "test": 200})
-    assert record["framing"] == "timesteps" and record["metrics"]["simple_lstm"]["params"] == 4385
-    assert record["data"]["split"] == {"train": 670, "val": 167, "test": 210, "unused": 0}
-    assert "val_mae" in record["metrics"]["naive_last_value"]
-    assert "scaler fitted on the 670 training rows only" in stdout
-    assert not (out_dir / "smoothing.png").exists()
+    record = load_record(out_dir)
+    assert record["protocol"] == "strict" and record["framing"] == "features"
+    assert record["target"] == "price" and record["data"]["GOOG"]["rows"] == 1047
+    check_evaluation(record, ["GOOG"], ["feed_forward", "simple_lstm"], folds=2)
+    log = record["evaluation"]["fold_log"]["GOOG"]
+    # 837 training rows, 210 test targets in 2 blocks: origins 4 days before each block
+    assert [f["test_targets"] for f in log] == [105, 105]
+    # (the first window holds days 0-6, its target is day 10; origins are days 833 and 938)
+    assert [f["train_windows"] for f in log] == [833 - 10 + 1, 938 - 10 + 1]
+    assert "fold 2/2: origin" in stdout and record["evaluation"]["verdict"] in stdout
+    files = {p.name for p in out_dir.iterdir()}
+    assert {"prices.png", "split.png", "comparison.png", "metrics.json"} <= files
+    # only the last fold's models are saved
+    assert {p.name for p in out_dir.glob("*.keras")} == {"feed_forward.keras", "simple_lstm.keras"}
+    assert not (out_dir / "smoothing.png").exists() and not list(out_dir.glob(".tmp-*"))
+
+
+def test_strict_on_several_tickers_with_repeats_and_log_returns(tmp_path, capsys):
+    rows = []
+    for k, ticker in enumerate(("AAA", "BBB", "CCC")):
+        rows += price_rows(ticker, 160, 10.0 + 5 * k, seed=k)
+    rows = rows[100:] + rows[:100]  # the file's rows in any order
+    csv = write_csv(tmp_path / "all_stocks_5yr.csv", rows)
+    out_dir = tmp_path / "out"
+    argv = ["--csv", csv, "--protocol", "strict", "--tickers", "aaa,BBB,ccc", "--folds", "2"]
+    argv += ["--target", "log-return", "--models", "feed_forward", "--repeats", "2"]
+    argv += ["--epochs", "1", "--verbose", "0", "--out-dir", out_dir]
+    code, stdout, _ = run_main(argv, capsys)
+    assert code == 0
+    record = load_record(out_dir)
+    assert record["seeds"] == [7, 8] and record["target"] == "log-return"
+    check_evaluation(record, ["AAA", "BBB", "CCC"], ["feed_forward"], folds=2)
+    log = record["evaluation"]["fold_log"]["BBB"]
+    assert all(len(f["networks"]["feed_forward"]["epochs_kept"]) == 2 for f in log)
+    across = record["evaluation"]["cross_stock"]
+    mase = [
+        record["evaluation"]["tickers"][t]["feed_forward"]["mase"] for t in ("AAA", "BBB", "CCC")
+    ]
+    assert across["feed_forward"]["median_mase"] == pytest.approx(np.median(mase))
+    assert 0 <= across["feed_forward"]["share_beating_naive"] <= 1
+    assert "share_beating_naive" not in across["naive"]
+    assert (out_dir / "cross_stock.png").is_file() and "MASE across 3 stocks" in stdout
+    for ticker in ("AAA", "BBB", "CCC"):
+        assert (out_dir / ticker / "feed_forward.keras").is_file()
+        assert (out_dir / ticker / "comparison.png").is_file()
+    # with log-returns naive forecasts 0: its MAE in the networks' units is the mean |label|
+    assert record["evaluation"]["dm"]["tested"] == 3
+
+
+def test_run_network_strict_keeps_the_best_epoch_on_validation(tmp_path):
+    mid = 30 + np.sin(np.arange(400) / 9.0) + np.arange(400) / 50.0
+    t, (fold,) = slc.rolling_folds(400, 300, 100, 1, 7, 4)
+    x, y = slc.window_arrays(mid / 50, t, 7, 4, "log-return", None)
+    parts = {"train": fold["train"][:-60], "val": fold["train"][-60:], "test": fold["test"]}
+    setup = {
+        "frames": {name: slc.frame_inputs(x[rows], "timesteps") for name, rows in parts.items()},
+        "splits": {name: {"y": y[rows]} for name, rows in parts.items()},
+        "to_price": lambda values: np.asarray(values),
+        "input_shape": (7, 1),
+        "val_split": "val",
+        "monitor": "val_loss",
+        "val_label": "validation",
+    }
+    args = slc.parse_args(["--epochs", "6", "--verbose", "0", "--batch-size", "16"])
+    result = slc.run_network("feed_forward", setup, args, seed=3, out_dir=tmp_path)
+    val_loss = result["history"]["val_loss"]
+    assert len(val_loss) == 6 and result["epoch_kept"] == int(np.argmin(val_loss)) + 1
+    # the weights kept are the best epoch's: the model scores that epoch's validation loss again
+    assert result["scores"]["val_mae"] == pytest.approx(min(val_loss), rel=1e-4)
+    saved = {"feed_forward.keras", "losses_feed_forward.png", "predictions_feed_forward.png"}
+    assert {p.name for p in tmp_path.iterdir()} == saved
 
 
 def test_csv_run_with_repeats_records_repairs_and_seeds(tmp_path, capsys):
@@ -573,23 +757,8 @@ def test_csv_run_with_repeats_records_repairs_and_seeds(tmp_path, capsys):
     )  # unsorted, one repeat
     csv = write_csv(tmp_path / "all_stocks_5yr.csv", rows)
     out_dir = tmp_path / "out"
-    argv = [
-        "--csv",
-        csv,
-        "--protocol",
-        "strict",
-        "--models",
-        "simple_gru",
-        "feed_forward",
-        "--repeats",
-        "2",
-        "--epochs",
-        "1",
-        "--verbose",
-        "0",
-        "--out-dir",
-        out_dir,
-    ]
+    argv = ["--csv", csv, "--models", "simple_gru", "feed_forward", "--repeats", "2"]
+    argv += ["--epochs", "1", "--verbose", "0", "--norm-window", "100", "--out-dir", out_dir]
     code, stdout, _ = run_main(argv, capsys)
     assert code == 0
     record = load_record(out_dir)
@@ -602,7 +771,7 @@ def test_csv_run_with_repeats_records_repairs_and_seeds(tmp_path, capsys):
     for name, values in record["per_seed"].items():  # sample std (ddof=1) over the 2 seeds
         expected = np.std(values["test_mae"], ddof=1)
         assert record["metrics"][name]["test_mae_std"] == pytest.approx(expected)
-    assert "test_mae_std" not in record["metrics"]["naive_last_value"]  # one value: no std
+    assert "test_mae_std" not in record["metrics"]["naive"]  # one value: no std
     assert {p.name for p in out_dir.glob("*.keras")} == {"feed_forward.keras", "simple_gru.keras"}
     ranks = sorted(record["metrics"].items(), key=lambda item: item[1]["rank"])
     assert [m["test_mae"] for _, m in ranks] == sorted(m["test_mae"] for _, m in ranks)
@@ -688,8 +857,50 @@ def _csv_cases(tmp):
     cases.append(
         (
             "too few rows strict",
-            ["--csv", tmp / "short.csv", "--protocol", "strict", "--look-back", "40"],
+            ["--csv", tmp / "short.csv", "--protocol", "strict", "--look-back", "75"],
             ["too few rows: the strict protocol", "found 100"],
+        )
+    )
+    strict = ["--protocol", "strict"]
+    cases.append(
+        (
+            "too few test rows for the folds",
+            ["--csv", tmp / "short.csv", *strict, "--folds", "30"],
+            ["too few rows: the strict protocol", "a target for each of the 30 folds"],
+        )
+    )
+    cases.append(
+        (
+            "unknown tickers in the list",
+            ["--csv", tmp / "many.csv", *strict, "--tickers", "T01,XYZ,T02,ABC"],
+            ["--tickers: XYZ, ABC not in", "25 tickers available"],
+        )
+    )
+    cases.append(
+        (
+            "--tickers without a Name column",
+            ["--csv", tmp / "cols2.csv", *strict, "--tickers", "all"],
+            ["--tickers needs a CSV with a Name column", "cols2.csv has none"],
+        )
+    )
+    write_csv(tmp / "cols2.csv", [r.rsplit(",", 1)[0] for r in good], KAGGLE_HEADER[:-5])
+    cases.append(
+        (
+            "--tickers without a CSV",
+            [*strict, "--tickers", "AAL,MSFT"],
+            ["--tickers needs a CSV with a Name column", "--csv"],
+        )
+    )
+    cases.append(
+        ("--ticker and --tickers", [*strict, "--ticker", "A", "--tickers", "B"], ["not both"])
+    )
+    cases.append(("--folds in the lesson", ["--folds", "3"], ["--folds belongs to the strict"]))
+    cases.append(("--tickers in the lesson", ["--tickers", "A,B"], ["--tickers belongs"]))
+    cases.append(
+        (
+            "log-return in the lesson",
+            ["--target", "log-return"],
+            ["--target log-return needs --protocol strict", "exact zeros"],
         )
     )
     bad = list(good)
@@ -779,6 +990,9 @@ ARGPARSE_CASES = [
     ["--norm-window", "0"],
     ["--models", "transformer"],
     ["--protocol", "leaky"],
+    ["--folds", "0"],
+    ["--target", "returns"],
+    ["--tickers", ","],
 ]
 
 
@@ -933,7 +1147,7 @@ def test_quick_run_under_jax_backend(tmp_path):
         "simple_gru",
         "simple_lstm",
         "lstm_stacked",
-        "naive_last_value",
+        "naive",
     }
 
 
@@ -946,7 +1160,7 @@ def test_run_network_lesson_protocol_scores_the_final_epoch():
         **prep,
         "frames": frames,
         "input_shape": (1, 7),
-        "price_splits": ["test"],
+        "to_price": lambda values: slc._to_price(prep["scaler"], values),
         "val_split": "test",
         "monitor": None,
         "val_label": "test set",
