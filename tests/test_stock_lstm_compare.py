@@ -1172,3 +1172,82 @@ def test_run_network_lesson_protocol_scores_the_final_epoch():
     assert result["scores"]["test_mae"] == pytest.approx(
         result["history"]["val_loss"][-1], rel=1e-4
     )
+
+
+# ---------------------------------------------------------------------------
+# What Keras 3 changes in the chapter's networks (declared in the script and README)
+# ---------------------------------------------------------------------------
+
+
+def test_keras_3_gru_has_a_second_bias_and_the_chapters_keras_2_count_is_3873():
+    import keras
+
+    assert slc.simple_gru((1, 7)).layers[0].reset_after is True
+    assert slc.simple_gru((1, 7)).count_params() == 3969  # 3 * (32 * (7 + 32) + 2 * 32) + 33
+    keras_2_gru = keras.Sequential(
+        [keras.Input((1, 7)), keras.layers.GRU(32, reset_after=False), keras.layers.Dense(1)]
+    )
+    assert keras_2_gru.count_params() == 3873  # 3 * (32 * (7 + 32) + 32) + 33
+
+
+def test_keras_3_recurrent_activation_is_sigmoid_not_hard_sigmoid():
+    for build in (slc.simple_gru, slc.simple_lstm, slc.lstm_stacked):
+        cells = [layer.cell for layer in build((1, 7)).layers if hasattr(layer, "cell")]
+        assert cells and all(c.recurrent_activation.__name__ == "sigmoid" for c in cells)
+
+
+def test_with_one_time_step_the_recurrent_kernel_never_trains():
+    """(samples, 1, 7): the recurrent kernel multiplies only the zero initial state."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = slc.simple_lstm((1, 7))
+    cell = model.layers[0].cell
+    assert np.prod(cell.recurrent_kernel.shape) == 4096  # 32 x (4 x 32) of the 5,153
+    before = [cell.recurrent_kernel.numpy().copy(), cell.kernel.numpy().copy()]
+    model.compile(loss="mae", optimizer="adam")
+    rng = np.random.default_rng(0)
+    x = rng.random((256, 1, 7)).astype("float32")
+    model.fit(x, x[:, 0, -1], epochs=2, batch_size=32, verbose=0)
+    np.testing.assert_array_equal(cell.recurrent_kernel.numpy(), before[0])
+    assert not np.array_equal(cell.kernel.numpy(), before[1])  # the input kernel does train
+    # with 7 time steps of one value it recurs, and the recurrent kernel trains
+    keras.utils.set_random_seed(0)
+    model = slc.simple_lstm((7, 1))
+    cell = model.layers[0].cell
+    before = cell.recurrent_kernel.numpy().copy()
+    model.compile(loss="mae", optimizer="adam")
+    model.fit(x.reshape(-1, 7, 1), x[:, 0, -1], epochs=1, batch_size=32, verbose=0)
+    assert not np.array_equal(cell.recurrent_kernel.numpy(), before)
+
+
+# ---------------------------------------------------------------------------
+# The chapter's own data, when a copy is here (never committed: Kaggle's terms)
+# ---------------------------------------------------------------------------
+
+AAL_FILES = [
+    ROOT / "data" / "AAL_data.csv",
+    ROOT / "data" / "all_stocks_5yr.csv",
+    ROOT.parent / "shared" / "data" / "AAL_data.csv",
+]
+
+
+def test_the_lesson_protocol_reproduces_the_chapter_on_its_aal_file(tmp_path, capsys):
+    path = next((p for p in AAL_FILES if p.is_file()), None)
+    if path is None:
+        pytest.skip(
+            "no AAL file: put Kaggle's AAL_data.csv or all_stocks_5yr.csv in data/ "
+            "(see data/README.md) to check the chapter's figures"
+        )
+    out_dir = tmp_path / "aal"
+    argv = ["--csv", path, "--ticker", "AAL", "--models", "feed_forward", "--epochs", "1"]
+    code, stdout, _ = run_main([*argv, "--verbose", "0", "--out-dir", out_dir], capsys)
+    assert code == 0
+    record = load_record(out_dir)
+    assert record["data"]["rows"] == 1259
+    assert record["data"]["first_mid_prices"] == [14.875, 14.635, 14.305]
+    assert record["data"]["windows"] == {"train": 990, "test": 241}
+    one_step = record["lesson_one_step"]
+    assert round(one_step["sma_error"], 5) == 0.00444  # the chapter: 0.00444
+    assert round(one_step["ema_error"], 5) == 0.00018  # the chapter: 0.00018
+    assert round(record["metrics"]["naive"]["test_mae"], 4) == 0.0746
