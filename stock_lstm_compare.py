@@ -10,12 +10,13 @@ The LSTM chapter's worked example. Take one S&P 500 stock's daily mid price,
 score two one-step moving-average baselines; then train a feed-forward network,
 a GRU, an LSTM and a stacked LSTM to predict the mid price 4 trading days after
 a 7-day window. `--protocol lesson` (the default) repeats every step as the
-chapter does. `--protocol strict` asks the same question without the chapter's
-leaks: a time-ordered train/validation/test split, one scaler fitted on the
-training rows only, no smoothing, the best epoch chosen on validation.
+chapter does. `--protocol strict` asks the same question as a forecaster would:
+rolling origins over the test part (each retrains every network on what was known
+then, with its own scaler, and keeps the best epoch on validation), scale-free
+scores (MASE, skill against naive), more baselines, and a Diebold-Mariano test.
 
     python stock_lstm_compare.py                     # the lesson: 4 networks x 50 epochs
-    python stock_lstm_compare.py --protocol strict   # the same question, leak-free
+    python stock_lstm_compare.py --protocol strict   # the forecaster's evaluation, leak-free
     python stock_lstm_compare.py --quick             # every step in seconds
     python stock_lstm_compare.py --help
 
@@ -25,8 +26,9 @@ prices that matplotlib ships (nothing is downloaded).
 
 Beyond the lesson (marked `extra –`): a naive last-value baseline scored on the
 networks' own test targets; SMA and EMA rescored as 4-step-ahead forecasts of the
-same targets; errors in price units; the strict protocol; several seeds
-(`--repeats`); one results table, a bar chart and a metrics.json record.
+same targets; errors in price units; the strict protocol (--folds, --target,
+--tickers); several seeds (`--repeats`); one results table, a bar chart and a
+metrics.json record.
 """
 
 import argparse
@@ -64,6 +66,7 @@ NETWORKS = ("feed_forward", "simple_gru", "simple_lstm", "lstm_stacked")
 # extra – our own settings.
 VAL_FRACTION = 0.2  # strict protocol: the last 20% of the training part validates
 KAGGLE_CSV = Path("data") / "all_stocks_5yr.csv"  # used when present and no --csv
+SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}  # what --csv files may use
 FRAMINGS = ("features", "timesteps")  # (samples, 1, look_back) or (samples, look_back, 1)
 
 # extra – speed settings: the only place they are set
@@ -111,7 +114,7 @@ def read_price_csv(path, ticker="AAL"):
     """
     path = Path(path)
     stamp = path.stat().st_mtime_ns if path.is_file() else None  # a changed file is read again
-    frame, where, used_ticker = read_csv_frame(path, stamp), str(path), None
+    (frame, sep), where, used_ticker = read_csv_frame(path, stamp), str(path), None
     if "name" in frame:
         names = frame["name"].str.strip()
         chosen = names.str.upper() == str(ticker).strip().upper()
@@ -125,11 +128,24 @@ def read_price_csv(path, ticker="AAL"):
         frame, used_ticker = frame[chosen], names[chosen].iloc[0]
         where = f"{path} (ticker {used_ticker})"
 
-    # utc=True reads dates with or without a time zone alike (as UTC), then drops the zone
     import pandas as pd
 
-    dates = pd.to_datetime(frame["date"], errors="coerce", utc=True).dt.tz_convert(None)
-    prices = {name: pd.to_numeric(frame[name], errors="coerce") for name in ("high", "low")}
+    # A file not separated by commas may write 14,875 for 14.875 and dates day first.
+    read_as = [f"{SEPARATORS[sep]}-separated"]
+    texts = {name: frame[name].str.strip() for name in ("high", "low")}
+    if sep != "," and any(text.str.contains(",", regex=False).any() for text in texts.values()):
+        read_as.append("decimal commas (1.234,5 is 1234.5)")
+        texts = {
+            name: text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+            for name, text in texts.items()
+        }
+    dayfirst = sep != "," and not frame["date"].str.strip().str.match(r"\d{4}-\d\d-\d\d").all()
+    if dayfirst:
+        read_as.append("dates day first")
+    # utc=True reads dates with or without a time zone alike (as UTC), then drops the zone
+    dates = pd.to_datetime(frame["date"], errors="coerce", utc=True, dayfirst=dayfirst)
+    dates = dates.dt.tz_convert(None)
+    prices = {name: pd.to_numeric(text, errors="coerce") for name, text in texts.items()}
     problems = {
         "date": (dates.isna(), "are not dates"),
         "high": (~np.isfinite(prices["high"]), "are missing or not numbers"),
@@ -145,7 +161,8 @@ def read_price_csv(path, ticker="AAL"):
                 f"(first on line {frame.index[first] + 2}: {shown}); fix or remove those rows"
             )  # line 1 of the file is the header
     frame = pd.DataFrame({"date": dates.dt.normalize(), **prices})
-    return tidy_prices(frame, {"kind": "csv", "path": str(path), "ticker": used_ticker}, where)
+    source = {"kind": "csv", "path": str(path), "ticker": used_ticker, "read_as": read_as}
+    return tidy_prices(frame, source, where)
 
 
 @functools.lru_cache(maxsize=2)  # --tickers reads one file for many stocks
@@ -172,13 +189,18 @@ def read_csv_frame(path, stamp=None):
         raise DataError(
             f"--csv {path} is not a CSV text file (it holds binary data); pass a CSV file"
         )
+    # The separator: the one of , ; and tab that the header line holds most of
+    # (spreadsheets in many countries save with semicolons).
+    header = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    sep = "," if compressed else max(SEPARATORS, key=header.count)
     try:
         # Everything is read as text first, so that a bad cell can be quoted back.
-        frame = pd.read_csv(path, dtype=str, skipinitialspace=True)
+        frame = pd.read_csv(path, sep=sep, dtype=str, skipinitialspace=True)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
-            f"--csv {path} cannot be read as CSV ({reason}); pass a comma-separated text file"
+            f"--csv {path} cannot be read as CSV ({reason}); pass a text file whose values "
+            "are separated by commas, semicolons or tabs"
         )
     except OSError as exc:
         raise DataError(unreadable.format(exc.strerror))
@@ -196,7 +218,7 @@ def read_csv_frame(path, stamp=None):
         )
     if len(frame) == 0:
         raise DataError(f"--csv {path} has a header but no data rows; pass a CSV with price rows")
-    return frame
+    return frame, sep
 
 
 def tidy_prices(frame, source, where):
@@ -1302,7 +1324,7 @@ def resolve_tickers(args):
     if csv is None:
         fail(f"{need}: pass it with --csv")
     try:
-        frame = read_csv_frame(Path(csv))
+        frame, _ = read_csv_frame(Path(csv))
     except DataError as exc:
         fail(str(exc))
     if "name" not in frame:
@@ -1545,6 +1567,8 @@ def describe_stock(stock, out_dir):
     """Print where the prices came from, any repair and the split; plot the highs and lows."""
     data, mid = stock["data"], stock["mid"]
     print(f"data: {data['where']}, {len(mid)} days {data['dates'][0]} to {data['dates'][-1]}")
+    if "read_as" in data["source"]:
+        print(f"read as: {', '.join(data['source']['read_as'])}")
     for repair in data["repairs"]:
         print(f"data repair: {repair}")
     print(f"mid prices: {len(mid)}, the first three {', '.join(f'{v:g}' for v in mid[:3])}")

@@ -95,6 +95,7 @@ def test_reads_kaggle_all_stocks_file_and_picks_the_ticker(tmp_path):
         "kind": "csv",
         "path": str(tmp_path / "all_stocks_5yr.csv"),
         "ticker": "AAL",
+        "read_as": ["comma-separated"],
     }
     assert data["repairs"] == []
     assert str(data["dates"][0]) == "2013-02-08"
@@ -120,6 +121,43 @@ def test_reads_any_csv_with_date_high_low_and_no_name_column(tmp_path):
     data = slc.read_price_csv(path, "AAL")  # no Name column: the ticker plays no part
     assert data["source"]["ticker"] is None
     np.testing.assert_allclose(slc.mid_prices(data["high"], data["low"]), [14.875, 14.635])
+
+
+@pytest.mark.parametrize(
+    "text, read_as",
+    [
+        (
+            "Date;High;Low\n08.02.2013;15,12;14,63\n11.02.2013;1.015,01;1.014,26\n",
+            ["semicolon-separated", "decimal commas (1.234,5 is 1234.5)", "dates day first"],
+        ),
+        (
+            "date\thigh\tlow\n2013-02-08\t15.12\t14.63\n2013-02-11\t1015.01\t1014.26\n",
+            ["tab-separated"],
+        ),
+        (
+            "date;high;low\n2013-02-08;15.12;14.63\n2013-02-11;1015.01;1014.26\n",
+            ["semicolon-separated"],
+        ),
+        (
+            "date,high,low\n2013-02-08,15.12,14.63\n2013-02-11,1015.01,1014.26\n",
+            ["comma-separated"],
+        ),
+    ],
+)
+def test_semicolon_and_tab_files_are_read_and_the_separator_is_named(tmp_path, text, read_as):
+    path = tmp_path / "prices.csv"
+    path.write_text(text)
+    data = slc.read_price_csv(path)
+    assert data["source"]["read_as"] == read_as
+    np.testing.assert_allclose(slc.mid_prices(data["high"], data["low"]), [14.875, 1014.635])
+    assert [str(d) for d in data["dates"]] == ["2013-02-08", "2013-02-11"]
+
+
+def test_a_semicolon_file_with_a_real_problem_keeps_its_error(tmp_path):
+    path = tmp_path / "prices.csv"
+    path.write_text("Date;High;Low\n08.02.2013;15,12;14,63\n11.02.2013;abc;14,26\n")
+    with pytest.raises(slc.DataError, match="column 'high' .* line 3: 'abc'"):
+        slc.read_price_csv(path)
 
 
 def test_unsorted_rows_are_sorted_and_repeated_rows_dropped_and_both_stated(tmp_path):
