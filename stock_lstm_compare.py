@@ -677,13 +677,7 @@ def run_network(name, setup, args, seed, out_dir=None, model=None):
         # compile model
         model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
     # fit model; strict: keep the best epoch (patience=epochs: it never stops early)
-    callbacks = []
-    if setup["monitor"]:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=setup["monitor"], patience=args.epochs, restore_best_weights=True
-            )
-        )
+    callbacks = [keep_best_epoch(args.epochs)] if setup["monitor"] else []
     x, y, validation = frames["train"], splits["train"]["y"], (frames[val], splits[val]["y"])
     fit = train_network(
         model, x, y, args.epochs, args.batch_size, args.verbose, validation, callbacks=callbacks
@@ -711,6 +705,16 @@ def run_network(name, setup, args, seed, out_dir=None, model=None):
         "fit_s": fit["fit_s"],
         "evaluate_s": evaluate_s,
     }
+
+
+def keep_best_epoch(epochs):
+    """extra – the strict protocol: keep the weights of the epoch with the lowest validation
+    loss (patience=epochs: it never stops early)."""
+    import keras
+
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=epochs, restore_best_weights=True
+    )
 
 
 # Beyond the lesson
@@ -1093,6 +1097,7 @@ def evaluate_fold(mid, t, fold, args, seeds, out_dir=None, cache=None):
             "mase": mae_price / scale,
             "skill": 1 - mae_price / naive_mae,
             "errors": errors,
+            "residuals": truth - prices.mean(axis=0),  # signed, for --forecast's intervals
         }
     return scores, runs
 
@@ -1151,7 +1156,8 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
     """Every fold of one stock, then its summary: mean and spread over folds, DM p-values."""
     horizon = args.foresight + 1
     t, folds = rolling_folds(len(mid), train_size, test_size, args.folds, args.look_back, horizon)
-    per_fold, fold_log, errors, cache = [], [], {}, {}  # cache: one model per network and seed
+    per_fold, fold_log, errors, residuals = [], [], {}, {}
+    cache = {}  # one model per network and seed, reset at each fold
     for k, fold in enumerate(folds, start=1):
         t0 = time.perf_counter()
         targets = t[fold["test"]] + horizon
@@ -1165,6 +1171,7 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
         per_fold.append(scores)
         for name, score in scores.items():
             errors.setdefault(name, []).append(score.pop("errors"))
+            residuals.setdefault(name, []).append(score.pop("residuals"))
         fold_log.append(
             {
                 "origin": str(dates[fold["origin"]]),
@@ -1192,7 +1199,8 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
             summary[name]["dm_note"] = (
                 "no p-value: its errors' differences from naive's have no variance"
             )
-    return summary, fold_log, {"t": t, "folds": folds}
+    residuals = {name: np.concatenate(values) for name, values in residuals.items()}
+    return summary, fold_log, {"t": t, "folds": folds, "residuals": residuals}
 
 
 def print_evaluation(summary, stock, n_folds):
@@ -1349,7 +1357,7 @@ def run_strict(args):
     stocks = [load_stock(args, ticker) for ticker in resolve_tickers(args)]
     out_dir = prepare_out_dir(args.out_dir)
     horizon = args.foresight + 1
-    evaluation, fold_logs, data = {}, {}, {}
+    evaluation, fold_logs, data, forecasts = {}, {}, {}, {}
     for stock in stocks:
         name, mid, dates = stock["name"], stock["mid"], stock["data"]["dates"]
         stock_dir = out_dir if len(stocks) == 1 else prepare_out_dir(out_dir / name)
@@ -1372,6 +1380,12 @@ def run_strict(args):
         print()
         print_evaluation(summary, name, args.folds)
         evaluation[name], data[name] = summary, data_record(stock)
+        if args.forecast:
+            mase = {model: row["mase"] for model, row in summary.items()}
+            mase = {m: mase[m] for m in ("naive", "drift", *args.models)}
+            forecasts[name] = forecast_ahead(
+                stock, args, seeds, layout["residuals"], mase, stock_dir
+            )
     verdict, dm = dm_verdict(evaluation)
     across = {}
     if len(evaluation) > 1:
@@ -1402,10 +1416,123 @@ def run_strict(args):
         "cross_stock": across,
         "verdict": verdict,
     }
+    if args.forecast:
+        record["forecast"] = forecasts if len(forecasts) > 1 else next(iter(forecasts.values()))
     save_json(record, out_dir / "metrics.json")
     if args.show:
         plt.show()
     return 0
+
+
+# extra – --forecast: the mid price h trading days after the last date in the data
+
+
+def forecast_ahead(stock, args, seeds, residuals, mase, out_dir):
+    """Refit every network and its scaler on all rows, then forecast h days past the last date.
+
+    residuals: {model: held-out h-step errors in prices (truth - forecast)} from the run;
+    their 10% and 90% quantiles give each forecast an 80% interval. Business days
+    (pandas' BDay) date the forecast: exchange holidays are not skipped.
+    """
+    import pandas as pd
+    from sklearn.preprocessing import MinMaxScaler
+
+    mid, dates, horizon = stock["mid"], stock["data"]["dates"], args.foresight + 1
+    last = len(mid) - 1
+    scaler = None if args.target == "log-return" else MinMaxScaler().fit(mid.reshape(-1, 1))
+    t = np.arange(args.look_back - 1, last - horizon + 1)  # every window with a known target
+    x, y = window_arrays(mid, t, args.look_back, horizon, args.target, scaler)
+    x_now = window_arrays(mid, np.array([last]), args.look_back, 0, args.target, scaler)[0]
+    n_val = round(len(t) * VAL_FRACTION)
+    setup_monitor = "val_loss" if args.protocol == "strict" else None  # as the run chose epochs
+    print(
+        f"forecast: refitting every network and its scaler on all {len(mid)} rows "
+        f"({len(t)} windows, the last {n_val} validate), {args.epochs} epochs, the run's settings"
+    )
+    forecasts = {"naive": mid[last], "drift": mid[last] + horizon * (mid[last] - mid[0]) / last}
+    for name in args.models:
+        prices = []
+        for seed in seeds:
+            model = fresh_network(name, input_shape_for(args.framing, args.look_back), seed, {})
+            callbacks = [keep_best_epoch(args.epochs)] if setup_monitor else []
+            fit_x, val_x = (
+                frame_inputs(x[:-n_val], args.framing),
+                frame_inputs(x[-n_val:], args.framing),
+            )
+            train_network(
+                model,
+                fit_x,
+                y[:-n_val],
+                args.epochs,
+                args.batch_size,
+                0,
+                (val_x, y[-n_val:]),
+                callbacks,
+            )
+            now = predict_splits(model, {"now": frame_inputs(x_now, args.framing)})["now"]
+            prices.append(to_prices(now, mid, np.array([last]), args.target, scaler)[0])
+        forecasts[name] = float(np.mean(prices))
+    day = (pd.Timestamp(dates[-1]) + pd.offsets.BDay(horizon)).date()
+    table, record = [], {}
+    for name, value in forecasts.items():
+        errors = np.asarray(residuals.get(name, []), dtype=float)
+        low, high = (value + np.quantile(errors, [0.1, 0.9])) if len(errors) else (None, None)
+        record[name] = {
+            "mid_price": float(value),
+            "low": None if low is None else float(low),
+            "high": None if high is None else float(high),
+            "residuals": len(errors),
+            "test_mase": mase.get(name),
+        }
+        table.append(
+            {
+                "model": name,
+                "date": str(day),
+                "mid price": float(value),
+                "80% low": low if low is not None else "",
+                "80% high": high if high is not None else "",
+                "test MASE": mase.get(name, ""),
+            }
+        )
+    print(
+        f"forecast of the mid price on {day}, {horizon} business days after {dates[-1]} "
+        "(exchange holidays are not skipped):"
+    )
+    print_table(table, ["model", "date", "mid price", "80% low", "80% high", "test MASE"])
+    beat = "the baselines (naive, drift) are what the networks must beat" + (
+        "; test MASE: " + ", ".join(f"{n} {v:.2f}" for n, v in mase.items()) if mase else ""
+    )
+    print(beat)
+    plot_forecast(mid, dates, record, day, beat, out_dir / "forecast.png")
+    return {
+        "date": str(day),
+        "last_date": str(dates[-1]),
+        "horizon_business_days": horizon,
+        "refit_rows": len(mid),
+        "interval": "80%: forecast + the 10% and 90% quantiles of the model's held-out errors",
+        "calendar": "pandas BDay: weekdays; exchange holidays are not skipped",
+        "models": record,
+        "note": beat,
+    }
+
+
+def plot_forecast(mid, dates, record, day, note, path):
+    """The last 60 days of mid prices, then each model's forecast with its 80% interval."""
+    import pandas as pd
+
+    fig, ax = plt.subplots(figsize=(12, 5), layout="tight")
+    recent = pd.to_datetime(dates[-60:])
+    ax.plot(recent, mid[-60:], color="k", label="mid price")
+    offsets = np.linspace(-1.5, 1.5, len(record))
+    for k, (name, row) in enumerate(record.items()):
+        when = pd.Timestamp(day) + pd.Timedelta(hours=12 * offsets[k])
+        (point,) = ax.plot([when], [row["mid_price"]], "o", label=name)
+        if row["low"] is not None:  # a biased model's interval need not hold its forecast
+            ax.vlines(when, row["low"], row["high"], color=point.get_color())
+    ax.set(ylabel="Mid price", title=f"Forecasts for {day} with 80% intervals\n{note}")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=8, ncol=2)
+    save_figure(fig, path)
 
 
 # Command line
@@ -1522,6 +1649,12 @@ def build_parser():
         help="folder for figures, models and metrics.json; "
         "unset: outputs/stock_lstm_compare/<protocol>",
     )
+    add(
+        "--forecast",
+        action="store_true",
+        help="also refit every network on all rows and forecast the mid price foresight + 1 "
+        "business days after the last date, with naive and drift, and 80%% intervals",
+    )
     add("--show", action="store_true", help="also open the figures in a window")
     return parser
 
@@ -1608,8 +1741,7 @@ def run(args):
     describe_stock(stock, out_dir)
 
     # the lesson's data steps, with their figures
-    name = stock["name"]
-    setup = lesson_steps(mid, train_size, test_size, data["dates"], name, args, out_dir)
+    setup = lesson_steps(mid, train_size, test_size, data["dates"], stock["name"], args, out_dir)
     setup["sizes"]["unused"] = len(mid) - train_size - test_size
     splits = setup["splits"]
     windows = {name: len(split["y"]) for name, split in splits.items()}
@@ -1637,6 +1769,15 @@ def run(args):
         results[name] = {"kind": "baseline", "scores": {k: [v] for k, v in scores.items()}}
     timings["evaluate"] += time.perf_counter() - t0
 
+    # extra – held-out errors in prices, for --forecast's intervals
+    truth, last = (
+        setup["to_price"](splits["test"]["y"]),
+        setup["to_price"](splits["test"]["x"][:, -1]),
+    )
+    slope = (mid[train_size - 1] - mid[0]) / (train_size - 1)  # drift, from the training rows
+    horizon = args.foresight + 1
+    residuals = {"naive": truth - last, "drift": truth - last - horizon * slope}
+
     # train each network (over --repeats seeds); the first seed plots and saves
     for r, seed in enumerate(seeds):
         for name in args.models:
@@ -1650,6 +1791,10 @@ def run(args):
                 {"kind": "network", "scores": {}, "params": result["params"], "epochs_kept": []},
             )
             entry["epochs_kept"].append(result["epoch_kept"])
+            to_price, test = setup["to_price"], splits["test"]
+            residuals.setdefault(name, []).extend(
+                to_price(test["y"]) - to_price(result["predictions"]["test"])
+            )
             for key, value in result["scores"].items():
                 entry["scores"].setdefault(key, []).append(value)
 
@@ -1661,7 +1806,7 @@ def run(args):
     verdict = naive_verdict(rows, len(seeds))
     print(verdict)
     over = f" (mean ± std over {len(seeds)} seeds)" if len(seeds) > 1 else ""
-    title = f"{name}, lesson protocol: MAE per model and split{over}"
+    title = f"{stock['name']}, lesson protocol: MAE per model and split{over}"
     plot_comparison(rows, list(splits), title, out_dir / "comparison.png")
 
     timings["total"] = time.perf_counter() - t_start
@@ -1676,6 +1821,8 @@ def run(args):
         name: entry["scores"] for name, entry in results.items() if entry["kind"] == "network"
     }
     record.update(verdict=verdict, leaks=setup["leaks"], **setup["extra"])
+    if args.forecast:
+        record["forecast"] = forecast_ahead(stock, args, seeds, residuals, {}, out_dir)
     save_json(record, out_dir / "metrics.json")
     if args.show:
         plt.show()

@@ -1289,3 +1289,35 @@ def test_the_lesson_protocol_reproduces_the_chapter_on_its_aal_file(tmp_path, ca
     assert round(one_step["sma_error"], 5) == 0.00444  # the chapter: 0.00444
     assert round(one_step["ema_error"], 5) == 0.00018  # the chapter: 0.00018
     assert round(record["metrics"]["naive"]["test_mae"], 4) == 0.0746
+
+
+# ---------------------------------------------------------------------------
+# --forecast: past the last date
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["lesson", "strict"])
+def test_quick_forecast_past_the_last_date(tmp_path, capsys, protocol):
+    out_dir = tmp_path / "out"
+    argv = ["--protocol", protocol, "--quick", "--forecast", "--models", "feed_forward"]
+    argv += ["--verbose", "0", "--out-dir", out_dir] + (
+        ["--folds", "2"] if protocol == "strict" else []
+    )
+    code, stdout, _ = run_main(argv, capsys)
+    assert code == 0
+    forecast = load_record(out_dir)["forecast"]
+    # Google's last day is Tuesday 2008-10-14; 4 business days on is Monday 2008-10-20
+    assert forecast["last_date"] == "2008-10-14" and forecast["date"] == "2008-10-20"
+    assert forecast["refit_rows"] == 1047 and "holidays are not skipped" in forecast["calendar"]
+    models = forecast["models"]
+    assert list(models) == ["naive", "drift", "feed_forward"]
+    data = slc.load_prices()
+    mid = slc.mid_prices(data["high"], data["low"])
+    assert models["naive"]["mid_price"] == pytest.approx(mid[-1])
+    assert models["drift"]["mid_price"] == pytest.approx(mid[-1] + 4 * (mid[-1] - mid[0]) / 1046)
+    for row in models.values():
+        assert row["low"] < row["high"] and row["residuals"] > 0
+    if protocol == "strict":  # MASE beside each model, where the run measured it
+        assert models["feed_forward"]["test_mase"] > 0
+    assert "2008-10-20" in stdout and "what the networks must beat" in stdout
+    assert (out_dir / "forecast.png").is_file()
