@@ -1321,3 +1321,21 @@ def test_quick_forecast_past_the_last_date(tmp_path, capsys, protocol):
         assert models["feed_forward"]["test_mase"] > 0
     assert "2008-10-20" in stdout and "what the networks must beat" in stdout
     assert (out_dir / "forecast.png").is_file()
+
+
+def test_saved_models_load_in_safe_mode_and_predict_as_scored(tmp_path, capsys):
+    """The README's "use what you trained": every saved model is the one that was scored."""
+    import keras
+
+    out_dir = tmp_path / "out"
+    assert run_main(["--quick", "--verbose", "0", "--out-dir", out_dir], capsys)[0] == 0
+    record = load_record(out_dir)
+    data = slc.load_prices()
+    prep = slc.prepare_lesson(slc.mid_prices(data["high"], data["low"]), 837, 210)
+    x_test, y_test = slc.frame_inputs(prep["splits"]["test"]["x"]), prep["splits"]["test"]["y"]
+    for name in slc.NETWORKS:
+        model = keras.saving.load_model(out_dir / f"{name}.keras", safe_mode=True)
+        predictions = model.predict(x_test, verbose=0)
+        assert slc.mae(y_test, predictions) == pytest.approx(
+            record["metrics"][name]["test_mae"], rel=1e-5
+        )
