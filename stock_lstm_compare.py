@@ -67,6 +67,12 @@ NETWORKS = ("feed_forward", "simple_gru", "simple_lstm", "lstm_stacked")
 VAL_FRACTION = 0.2  # strict protocol: the last 20% of the training part validates
 KAGGLE_CSV = Path("data") / "all_stocks_5yr.csv"  # used when present and no --csv
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}  # what --csv files may use
+# --loss huber: quadratic for errors below delta, linear above. The targets are scaled to
+# about [0, 1], where a day's 4-step error is a few hundredths (naive: 0.055 on the fallback
+# data), so Keras's delta of 1.0 would be plain 0.5 x MSE. 0.05 puts the bend among the
+# errors the networks make.
+HUBER_DELTA = 0.05
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
 FRAMINGS = ("features", "timesteps")  # (samples, 1, look_back) or (samples, look_back, 1)
 
 # extra – speed settings: the only place they are set
@@ -656,6 +662,20 @@ def plot_predictions(predictions, y_test, title, path):
 # Training the models
 
 
+def define_and_compile(name, input_shape, args):
+    """Define a network, then compile it with the lesson's MAE loss and Adam optimizer.
+
+    extra – --scale, --loss, --optimizer and --learning-rate change those (defaults:
+    the lesson's); whatever a network trains on, it is scored with MAE.
+    """
+    # define model
+    model = scale_units(MODEL_BUILDERS[name](input_shape), args.scale)
+    # compile model
+    loss, optimizer = training_loss(args.loss), make_optimizer(args.optimizer, args.learning_rate)
+    model.compile(loss=loss, optimizer=optimizer, **speed_settings(model, **SPEED))
+    return model
+
+
 def run_network(name, setup, args, seed, out_dir=None, model=None):
     """One network through the lesson's steps: define, compile, fit, predict, evaluate.
 
@@ -672,16 +692,19 @@ def run_network(name, setup, args, seed, out_dir=None, model=None):
     frames, splits, val = setup["frames"], setup["splits"], setup["val_split"]
     if model is None:
         keras.utils.set_random_seed(seed)  # each training is seeded on its own
-        # define model
-        model = MODEL_BUILDERS[name](setup["input_shape"])
-        # compile model
-        model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
+        model = define_and_compile(name, setup["input_shape"], args)
     # fit model; strict: keep the best epoch (patience=epochs: it never stops early)
     callbacks = [keep_best_epoch(args.epochs)] if setup["monitor"] else []
-    x, y, validation = frames["train"], splits["train"]["y"], (frames[val], splits[val]["y"])
-    fit = train_network(
-        model, x, y, args.epochs, args.batch_size, args.verbose, validation, callbacks=callbacks
+    epoch_ends = []  # extra – when each epoch ended, for the convergence exercise
+    timer = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: epoch_ends.append(time.perf_counter())
     )
+    x, y, validation = frames["train"], splits["train"]["y"], (frames[val], splits[val]["y"])
+    t_fit = time.perf_counter()
+    fit = train_network(
+        model, x, y, args.epochs, args.batch_size, args.verbose, validation, [*callbacks, timer]
+    )
+    converged = convergence(fit["history"]["val_loss"], np.array(epoch_ends) - t_fit)
     t0 = time.perf_counter()
     # make predictions on every split
     predictions = predict_splits(model, frames)
@@ -704,6 +727,7 @@ def run_network(name, setup, args, seed, out_dir=None, model=None):
         "params": model.count_params(),
         "fit_s": fit["fit_s"],
         "evaluate_s": evaluate_s,
+        **converged,
     }
 
 
@@ -715,6 +739,60 @@ def keep_best_epoch(epochs):
     return keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=epochs, restore_best_weights=True
     )
+
+
+def training_loss(name):
+    """extra – --loss: mae (the lesson's), mse, or Huber with delta HUBER_DELTA."""
+    import keras
+
+    return keras.losses.Huber(delta=HUBER_DELTA) if name == "huber" else name
+
+
+def make_optimizer(name, learning_rate=None):
+    """extra – --optimizer with --learning-rate (None: that optimizer's Keras default)."""
+    import keras
+
+    kind = type(keras.optimizers.get(name))
+    return kind() if learning_rate is None else kind(learning_rate=learning_rate)
+
+
+def scale_units(model, factor):
+    """extra – --scale: each layer's units times factor, rounded, at least 1 (output: 1)."""
+    import keras
+
+    if factor == 1:
+        return model
+    output = model.layers[-1]
+
+    def scaled(layer):
+        config = layer.get_config()
+        if layer is not output and "units" in config:
+            config["units"] = max(1, round(config["units"] * factor))
+        return type(layer).from_config(config)
+
+    return keras.models.clone_model(model, clone_function=scaled)
+
+
+def convergence(val_loss, seconds, window=5, within=0.01):
+    """extra – the first epoch at which the 5-epoch running mean of the validation loss
+    comes within 1% of its lowest value, and the seconds of fit until that epoch ended."""
+    import pandas as pd
+
+    running = pd.Series(val_loss).rolling(window, min_periods=1).mean().to_numpy()
+    epoch = int(np.argmax(running <= running.min() * (1 + within)))
+    return {"convergence_epoch": epoch + 1, "convergence_s": float(seconds[epoch])}
+
+
+def plot_all_losses(histories, val_label, path):
+    """Every network's training (solid) and validation (dashed) loss on one figure."""
+    fig, ax = plt.subplots(figsize=(10, 5), layout="tight")
+    for k, (name, history) in enumerate(histories.items()):
+        epochs = np.arange(1, len(history["loss"]) + 1)
+        ax.plot(epochs, history["loss"], color=f"C{k}", label=f"{name} training")
+        ax.plot(epochs, history["val_loss"], color=f"C{k}", ls="--", label=f"{name} {val_label}")
+    ax.set(xlabel="epoch", ylabel="loss", title="Training (solid) and validation (dashed) loss")
+    ax.legend(fontsize=8, ncol=2)
+    save_figure(fig, path)
 
 
 # Beyond the lesson
@@ -885,7 +963,8 @@ def print_results(rows, n_targets, with_std):
     """The results table: every network and baseline on the same test targets."""
     print(f"MAE on the {n_targets} test targets (scaled units; in prices via the test scaler):")
     columns = ["rank", "model", "test MAE"] + (["± std"] if with_std else [])
-    columns += ["test MAE (price)", "train MAE", "params", "epoch kept"]  # one per seed
+    columns += ["test MAE (price)", "train MAE", "params", "trained on", "epoch kept"]
+    columns += ["conv. epoch", "conv. s"]  # one per seed; convergence: see the README
     table = []
     for row in rows:
         table.append(
@@ -897,7 +976,10 @@ def print_results(rows, n_targets, with_std):
                 "test MAE (price)": row["test_mae_price"],
                 "train MAE": row["train_mae"],
                 "params": row.get("params", ""),
+                "trained on": row.get("trained_on", ""),
                 "epoch kept": "/".join(str(epoch) for epoch in row.get("epochs_kept", [])),
+                "conv. epoch": "/".join(str(e) for e in row.get("convergence_epochs", [])),
+                "conv. s": "/".join(f"{s:.1f}" for s in row.get("convergence_s", [])),
             }
         )
     print_table(table, columns)
@@ -1072,13 +1154,17 @@ def evaluate_fold(mid, t, fold, args, seeds, out_dir=None, cache=None):
     for name in args.models:
         results = []
         for k, seed in enumerate(seeds):
-            model = fresh_network(name, setup["input_shape"], seed, {} if cache is None else cache)
+            shape = setup["input_shape"]
+            model = fresh_network(name, shape, seed, {} if cache is None else cache, args)
             results.append(run_network(name, setup, args, seed, out_dir if k == 0 else None, model))
         # with --repeats: every seed's forecasts are scored, then averaged
         forecasts[name] = np.array([to_price(r["predictions"]["test"]) for r in results])
         runs[name] = {
             "fit_s": sum(r["fit_s"] for r in results),
             "epochs_kept": [r["epoch_kept"] for r in results],
+            "convergence_epochs": [r["convergence_epoch"] for r in results],
+            "convergence_s": [r["convergence_s"] for r in results],
+            "history": results[0]["history"],
         }
     scale, naive_mae = naive_scale(mid[: origin + 1], horizon), mae(truth, forecasts["naive"])
     scores = {}
@@ -1102,7 +1188,7 @@ def evaluate_fold(mid, t, fold, args, seeds, out_dir=None, cache=None):
     return scores, runs
 
 
-def fresh_network(name, input_shape, seed, cache):
+def fresh_network(name, input_shape, seed, cache, args):
     """A compiled network in the state a new one built with `seed` would have.
 
     The first call builds and compiles it and keeps its first state; later calls
@@ -1115,8 +1201,7 @@ def fresh_network(name, input_shape, seed, cache):
 
     if (name, seed) not in cache:
         keras.utils.set_random_seed(seed)
-        model = MODEL_BUILDERS[name](input_shape)
-        model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
+        model = define_and_compile(name, input_shape, args)
         model.optimizer.build(model.trainable_variables)
         first = [[v.numpy() for v in vs] for vs in (model.variables, model.optimizer.variables)]
         cache[(name, seed)] = model, first
@@ -1168,6 +1253,9 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
         )
         last = k == len(folds)  # only the last fold's models are saved
         scores, runs = evaluate_fold(mid, t, fold, args, seeds, out_dir if last else None, cache)
+        histories = {name: run.pop("history") for name, run in runs.items()}
+        if last:
+            plot_all_losses(histories, "validation", out_dir / "losses_all.png")
         per_fold.append(scores)
         for name, score in scores.items():
             errors.setdefault(name, []).append(score.pop("errors"))
@@ -1191,6 +1279,10 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
             summary[name][key] = float(np.mean(values))
             summary[name][f"{key}_folds"] = values
         summary[name]["mase_std"] = float(np.std(summary[name]["mase_folds"], ddof=1))
+        if name in NETWORKS:  # mean over folds and seeds
+            for key in ("convergence_epochs", "convergence_s"):
+                values = [v for f in fold_log for v in f["networks"][name][key]]
+                summary[name][key] = float(np.mean(values))
     naive_errors = np.concatenate(errors["naive"])
     for name in args.models:  # the folds' targets are consecutive: concatenated in time order
         statistic, pvalue = diebold_mariano(naive_errors - np.concatenate(errors[name]), horizon)
@@ -1224,9 +1316,12 @@ def print_evaluation(summary, stock, n_folds):
                 "MAE": row["mae"],
                 "MAE $": row["mae_price"],
                 "DM p": dm,
+                "conv. epoch": row.get("convergence_epochs", ""),
+                "conv. s": row.get("convergence_s", ""),
             }
         )
-    print_table(table, ["rank", "model", "MASE", "±", "skill vs naive", "MAE", "MAE $", "DM p"])
+    columns = ["rank", "model", "MASE", "±", "skill vs naive", "MAE", "MAE $", "DM p"]
+    print_table(table, columns + ["conv. epoch", "conv. s"])
 
 
 def dm_verdict(evaluation, level=0.05):
@@ -1368,6 +1463,7 @@ def run_strict(args):
             f"strict protocol: {args.folds} rolling origins over the {stock['test_size']} test "
             f"days; target {args.target}, h = {horizon}; inputs framed as {args.framing}"
         )
+        print(training_settings(args))
         summary, fold_logs[name], layout = evaluate_stock(
             mid, dates, stock["train_size"], stock["test_size"], args, seeds, stock_dir
         )
@@ -1453,7 +1549,8 @@ def forecast_ahead(stock, args, seeds, residuals, mase, out_dir):
     for name in args.models:
         prices = []
         for seed in seeds:
-            model = fresh_network(name, input_shape_for(args.framing, args.look_back), seed, {})
+            shape = input_shape_for(args.framing, args.look_back)
+            model = fresh_network(name, shape, seed, {}, args)
             callbacks = [keep_best_epoch(args.epochs)] if setup_monitor else []
             fit_x, val_x = (
                 frame_inputs(x[:-n_val], args.framing),
@@ -1624,6 +1721,24 @@ def build_parser():
         help=f"epochs per network ({QUICK['epochs']} with --quick)",
     )
     add("--batch-size", type=positive_int, default=LESSON["batch_size"], help="batch size")
+    add("--optimizer", choices=OPTIMIZERS, default="adam", help="the networks' optimizer")
+    add(
+        "--learning-rate",
+        type=positive_float,
+        help="the optimizer's learning rate (unset: that optimizer's Keras default, printed)",
+    )
+    add(
+        "--loss",
+        choices=("mae", "mse", "huber"),
+        default="mae",
+        help=f"training loss (huber: delta {HUBER_DELTA}); every model is scored with MAE",
+    )
+    add(
+        "--scale",
+        type=positive_float,
+        default=1.0,
+        help="multiply every network's units by this (0.5 halves, 2 doubles; at least 1)",
+    )
     add(
         "--repeats",
         type=positive_int,
@@ -1657,6 +1772,29 @@ def build_parser():
     )
     add("--show", action="store_true", help="also open the figures in a window")
     return parser
+
+
+def positive_float(text):
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def training_settings(args):
+    """One line: what the networks train with (the optimizer's default rate when unset)."""
+    rate = make_optimizer(args.optimizer, args.learning_rate).learning_rate
+    default = "" if args.learning_rate else ", Keras's default"
+    delta = f" (delta {HUBER_DELTA})" if args.loss == "huber" else ""
+    scale = f"; units x {args.scale:g}" if args.scale != 1 else ""
+    return (
+        f"training: loss {args.loss}{delta}, optimizer {args.optimizer}, learning rate "
+        f"{float(rate):g}{default}{scale}; every model is scored with MAE"
+    )
 
 
 def parse_args(argv=None):
@@ -1779,6 +1917,8 @@ def run(args):
     residuals = {"naive": truth - last, "drift": truth - last - horizon * slope}
 
     # train each network (over --repeats seeds); the first seed plots and saves
+    print(training_settings(args))
+    histories = {}
     for r, seed in enumerate(seeds):
         for name in args.models:
             of = f" (seed {seed}, {r + 1} of {len(seeds)})" if len(seeds) > 1 else ""
@@ -1788,9 +1928,18 @@ def run(args):
             timings["evaluate"] += result["evaluate_s"]
             entry = results.setdefault(
                 name,
-                {"kind": "network", "scores": {}, "params": result["params"], "epochs_kept": []},
+                {
+                    "kind": "network",
+                    "scores": {},
+                    "params": result["params"],
+                    "trained_on": args.loss,
+                    **{k: [] for k in ("epochs_kept", "convergence_epochs", "convergence_s")},
+                },
             )
             entry["epochs_kept"].append(result["epoch_kept"])
+            entry["convergence_epochs"].append(result["convergence_epoch"])
+            entry["convergence_s"].append(result["convergence_s"])
+            histories.setdefault(name, result["history"])
             to_price, test = setup["to_price"], splits["test"]
             residuals.setdefault(name, []).extend(
                 to_price(test["y"]) - to_price(result["predictions"]["test"])
@@ -1808,6 +1957,7 @@ def run(args):
     over = f" (mean ± std over {len(seeds)} seeds)" if len(seeds) > 1 else ""
     title = f"{stock['name']}, lesson protocol: MAE per model and split{over}"
     plot_comparison(rows, list(splits), title, out_dir / "comparison.png")
+    plot_all_losses(histories, "on the test set", out_dir / "losses_all.png")
 
     timings["total"] = time.perf_counter() - t_start
     record = run_record(args, seeds)

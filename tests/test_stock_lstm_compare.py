@@ -1031,6 +1031,10 @@ ARGPARSE_CASES = [
     ["--folds", "0"],
     ["--target", "returns"],
     ["--tickers", ","],
+    ["--scale", "0"],
+    ["--learning-rate", "-1"],
+    ["--optimizer", "lbfgs"],
+    ["--loss", "hinge"],
 ]
 
 
@@ -1339,3 +1343,63 @@ def test_saved_models_load_in_safe_mode_and_predict_as_scored(tmp_path, capsys):
         assert slc.mae(y_test, predictions) == pytest.approx(
             record["metrics"][name]["test_mae"], rel=1e-5
         )
+
+
+# ---------------------------------------------------------------------------
+# The chapter's exercises: convergence, optimizers, losses, scale
+# ---------------------------------------------------------------------------
+
+
+def test_convergence_is_the_first_epoch_the_running_mean_is_within_1_percent_of_its_low():
+    val_loss = [1.0, 0.5, 0.3, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
+    seconds = np.arange(1, 11) * 2.0
+    # running means (window 5, shorter at the start): ..., epoch 9: 0.2 (the lowest)
+    result = slc.convergence(val_loss, seconds)
+    running = [np.mean(val_loss[max(0, e - 4) : e + 1]) for e in range(10)]
+    first = next(e for e in range(10) if running[e] <= min(running) * 1.01)
+    assert result == {"convergence_epoch": first + 1, "convergence_s": seconds[first]}
+    assert result["convergence_epoch"] == 8
+
+
+def test_optimizers_keep_their_keras_default_learning_rate_unless_given():
+    defaults = {"adam": 0.001, "sgd": 0.01, "rmsprop": 0.001, "adagrad": 0.001}
+    for name, rate in defaults.items():
+        assert float(slc.make_optimizer(name).learning_rate) == pytest.approx(rate)
+        assert float(slc.make_optimizer(name, 0.05).learning_rate) == pytest.approx(0.05)
+    args = slc.parse_args(["--optimizer", "sgd"])
+    assert "optimizer sgd, learning rate 0.01, Keras's default" in slc.training_settings(args)
+
+
+def test_huber_delta_and_the_losses():
+    import keras
+
+    huber = slc.training_loss("huber")
+    assert isinstance(huber, keras.losses.Huber) and slc.HUBER_DELTA == 0.05
+    # below delta Huber is 0.5 x error^2, above it delta x (|error| - delta / 2)
+    assert float(huber(np.array([[0.0]]), np.array([[0.04]]))) == pytest.approx(0.5 * 0.04**2)
+    assert float(huber(np.array([[0.0]]), np.array([[0.3]]))) == pytest.approx(0.05 * 0.275)
+    assert slc.training_loss("mae") == "mae" and slc.training_loss("mse") == "mse"
+
+
+def test_scale_multiplies_every_layers_units_but_the_output():
+    for factor, gru_units, dense_units in ((0.5, 16, 64), (2, 64, 256), (0.01, 1, 1)):
+        gru = slc.scale_units(slc.simple_gru((1, 7)), factor)
+        assert [getattr(layer, "units", None) for layer in gru.layers] == [gru_units, 1]
+        ff = slc.scale_units(slc.feed_forward((1, 7)), factor)
+        assert [getattr(layer, "units", None) for layer in ff.layers] == [None, dense_units, 1]
+    stacked = slc.scale_units(slc.lstm_stacked((1, 7)), 0.5)
+    assert stacked.layers[0].recurrent_dropout == 0.2  # everything else stays
+    assert stacked.count_params() == 4 * 8 * (7 + 8 + 1) + 4 * 8 * (8 + 8 + 1) + 9
+
+
+def test_exercise_options_train_and_record_what_they_trained_with(tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    argv = ["--models", "feed_forward", "--epochs", "6", "--loss", "huber", "--optimizer", "sgd"]
+    argv += ["--learning-rate", "0.05", "--scale", "0.5", "--verbose", "0", "--out-dir", out_dir]
+    code, stdout, _ = run_main(argv, capsys)
+    assert code == 0
+    row = load_record(out_dir)["metrics"]["feed_forward"]
+    assert row["trained_on"] == "huber" and row["params"] == 7 * 64 + 64 + 65
+    assert 1 <= row["convergence_epochs"][0] <= 6 and row["convergence_s"][0] > 0
+    assert "loss huber (delta 0.05), optimizer sgd, learning rate 0.05" in stdout
+    assert "conv. epoch" in stdout and (out_dir / "losses_all.png").is_file()
