@@ -590,7 +590,8 @@ def summarise_grid(runs):
 
     columns = ["params", "mae", "skill", "persistence", "centre_line"]
     keys = ["length", "n_train", "cells"]
-    return runs, runs.groupby(keys)[columns].apply(over_seeds).reset_index()
+    grid = runs.groupby(keys)[columns].apply(over_seeds).reset_index()
+    return runs, grid.astype({"params": int, "seeds_beating_both": int})
 
 
 def smallest_winners(grid):
@@ -618,7 +619,7 @@ def report_grid(grid, n_seeds):
         if best.empty:
             print(f"  length {length}: none in this grid")
             continue
-        b = best.iloc[0]
+        b = best.to_dict("records")[0]
         print(
             f"  length {length}: {b['cells']} cells per layer ({b['params']:,} parameters), "
             f"{b['n_train']:,} examples: skill {b['skill_mean']:+.2f}, MAE {b['mae_mean']:.4f} "
@@ -629,20 +630,26 @@ def report_grid(grid, n_seeds):
 def plot_skill_grid(grid):
     """Heat maps of skill: input length against cells per layer, one panel per n_train."""
     n_trains = sorted(grid["n_train"].unique())
-    fig, axes = plt.subplots(1, len(n_trains), figsize=(4.5 * len(n_trains) + 1, 4), squeeze=False)
+    size = (4.5 * len(n_trains) + 2, 4.5)
+    fig, axes = plt.subplots(1, len(n_trains), figsize=size, squeeze=False, layout="constrained")
     for ax, n_train in zip(axes[0], n_trains):
         table = grid[grid["n_train"] == n_train].pivot(
             index="length", columns="cells", values="skill_mean"
         )
         image = ax.imshow(table.to_numpy(), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
         for (row, col), value in np.ndenumerate(table.to_numpy()):
-            ax.text(col, row, f"{value:+.2f}", ha="center", va="center", fontsize=9)
+            color = "white" if abs(value) > 0.6 else "black"  # readable on dark and light cells
+            ax.text(col, row, f"{value:+.2f}", ha="center", va="center", color=color, fontsize=9)
         ax.set_xticks(range(len(table.columns)), table.columns)
         ax.set_yticks(range(len(table.index)), table.index)
         ax.set(title=f"{n_train:,} training examples", xlabel="cells per LSTM layer")
     axes[0][0].set_ylabel("input length (time steps)")
-    fig.colorbar(image, ax=axes[0].tolist(), label="skill vs the better baseline (> 0 beats both)")
-    fig.suptitle("Longer waves: skill of the stacked LSTM (blue beats both baselines)")
+    fig.colorbar(
+        image,
+        ax=axes[0].tolist(),
+        label="skill vs the better baseline (> 0 beats both; colour stops at -1)",
+    )
+    fig.suptitle("Longer waves: the stacked LSTM's skill (blue: beats both baselines)")
     return fig
 
 

@@ -309,7 +309,7 @@ def test_centre_line_baseline_shrinks_with_length():
     assert centre[200] < 0.004
 
 
-def test_skill_and_smallest_winner_arithmetic():
+def test_skill_and_smallest_winner_arithmetic(capsys):
     import pandas as pd
 
     runs = pd.DataFrame(
@@ -334,6 +334,12 @@ def test_skill_and_smallest_winner_arithmetic():
     winners = sine.smallest_winners(grid)
     assert winners[50].iloc[0]["cells"] == 10  # 5 cells average 0: not above both baselines
     assert winners[200].empty
+    sine.report_grid(grid, n_seeds=2)
+    printed = capsys.readouterr().out
+    assert "length 50: 10 cells per layer (900 parameters), 100 examples: skill +0.62" in printed
+    assert "(2 of 2 seeds beat both)" in printed
+    assert "length 200: none in this grid" in printed
+    assert "-1.00 ± 0.00" in printed  # the table: skill mean ± std
 
 
 def test_quick_length_experiment(tmp_path, capsys):
