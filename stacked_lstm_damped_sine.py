@@ -18,8 +18,11 @@ the next 5 at once.
 The file reads in the lesson's order (7.1.3 to 7.6, then 7.7's complete example in
 `run_lesson`). Beyond the lesson (marked "extra"): two naive baselines scored on the same
 evaluation set with the same metric (MAE), the lesson's vanilla-LSTM extension
-(`--compare-vanilla`), several seeds (`--repeats N`), and every figure and number saved to
-the output folder (`metrics.json`). The support code sits at the bottom.
+(`--compare-vanilla`), any number of layers and cells per layer (`--layers`, `--units
+30,20,10`, `--dropout`), the many-to-many variant of 7.2.4 (`--many-to-many`), the 7.9
+experiment on longer waves (`--experiment length`), several seeds (`--repeats N`), and
+every figure and number saved to the output folder (`metrics.json`). The support code
+sits at the bottom.
 """
 
 import argparse
