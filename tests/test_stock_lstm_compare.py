@@ -1169,10 +1169,11 @@ def test_ctrl_c_during_fit_exits_130_and_leaves_whole_files(tmp_path):
         json.loads((out_dir / "metrics.json").read_text())
 
 
-def test_quick_run_under_jax_backend(tmp_path):
-    """Only Keras APIs are used, so the script runs unchanged on the JAX backend."""
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_quick_run_under_jax_and_torch_backends(tmp_path, backend):
+    """Only Keras APIs are used, so the script runs unchanged on the other two backends."""
     out = tmp_path / "out"
-    env = dict(os.environ, KERAS_BACKEND="jax")
+    env = dict(os.environ, KERAS_BACKEND=backend)
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--verbose", "0", "--out-dir", str(out)],
         capture_output=True,
@@ -1183,7 +1184,7 @@ def test_quick_run_under_jax_backend(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads((out / "metrics.json").read_text())
-    assert record["backend"] == "jax"
+    assert record["backend"] == backend
     assert set(record["metrics"]) >= {
         "feed_forward",
         "simple_gru",
