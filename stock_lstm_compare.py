@@ -1179,6 +1179,10 @@ def evaluate_fold(mid, t, fold, args, seeds, out_dir=None, cache=None):
         mae_price = float(errors.mean())
         scores[name] = {
             "mae": float(np.abs(units - y[test]).mean()),
+            # the size of its forecasts against the labels' (log-return: 0 is naive)
+            "forecast_size": float(
+                np.abs(units - x[test][:, -1]).mean() / np.abs(y[test] - x[test][:, -1]).mean()
+            ),
             "mae_price": mae_price,
             "mase": mae_price / scale,
             "skill": 1 - mae_price / naive_mae,
@@ -1278,11 +1282,20 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
             values = [scores[name][key] for scores in per_fold]
             summary[name][key] = float(np.mean(values))
             summary[name][f"{key}_folds"] = values
-        summary[name]["mase_std"] = float(np.std(summary[name]["mase_folds"], ddof=1))
+        if len(per_fold) > 1:
+            summary[name]["mase_std"] = float(np.std(summary[name]["mase_folds"], ddof=1))
         if name in NETWORKS:  # mean over folds and seeds
             for key in ("convergence_epochs", "convergence_s"):
                 values = [v for f in fold_log for v in f["networks"][name][key]]
                 summary[name][key] = float(np.mean(values))
+        if name in NETWORKS and args.target == "log-return":
+            size = float(np.mean([scores[name]["forecast_size"] for scores in per_fold]))
+            summary[name]["forecast_size"] = size
+            if size < 0.1:  # a finding, not a failure: it has learned that naive is hard to beat
+                summary[name]["finding"] = (
+                    f"{name} predicts about 0 (its forecasts' mean size is {size:.0%} of the "
+                    "actual log-returns'): it has learned to forecast as naive does"
+                )
     naive_errors = np.concatenate(errors["naive"])
     for name in args.models:  # the folds' targets are consecutive: concatenated in time order
         statistic, pvalue = diebold_mariano(naive_errors - np.concatenate(errors[name]), horizon)
@@ -1311,7 +1324,7 @@ def print_evaluation(summary, stock, n_folds):
                 "rank": rank,
                 "model": name,
                 "MASE": row["mase"],
-                "±": row["mase_std"],
+                "±": row.get("mase_std", ""),
                 "skill vs naive": row["skill"],
                 "MAE": row["mae"],
                 "MAE $": row["mae_price"],
@@ -1397,7 +1410,7 @@ def plot_mase(evaluation, title, path):
         ax.bar(
             models,
             [first[m]["mase"] for m in models],
-            yerr=[first[m]["mase_std"] for m in models],
+            yerr=[first[m].get("mase_std", 0.0) for m in models],
             capsize=3,
         )
     else:
@@ -1475,6 +1488,9 @@ def run_strict(args):
         plot_mase({name: summary}, title, stock_dir / "comparison.png")
         print()
         print_evaluation(summary, name, args.folds)
+        for row in summary.values():
+            if "finding" in row:
+                print(f"finding: {row['finding']}")
         evaluation[name], data[name] = summary, data_record(stock)
         if args.forecast:
             mase = {model: row["mase"] for model, row in summary.items()}

@@ -1404,3 +1404,38 @@ def test_exercise_options_train_and_record_what_they_trained_with(tmp_path, caps
     assert 1 <= row["convergence_epochs"][0] <= 6 and row["convergence_s"][0] > 0
     assert "loss huber (delta 0.05), optimizer sgd, learning rate 0.05" in stdout
     assert "conv. epoch" in stdout and (out_dir / "losses_all.png").is_file()
+
+
+@pytest.mark.filterwarnings("ignore:The model does not have any trainable weights")
+def test_a_network_that_predicts_about_zero_log_return_is_reported_as_a_finding(
+    tmp_path, capsys, monkeypatch
+):
+    """A network that forecasts ~0 log-return has learned naive: a finding, with no p-value."""
+    import keras
+
+    def zero_network(input_shape=(1, 7)):  # a network whose output is always 0
+        return keras.Sequential(
+            [
+                keras.Input(input_shape),
+                keras.layers.Flatten(),
+                keras.layers.Dense(1, kernel_initializer="zeros"),
+            ]
+        )
+
+    def frozen(model, factor):  # make it untrainable, so it stays at exactly 0
+        model.trainable = False
+        return model
+
+    monkeypatch.setitem(slc.MODEL_BUILDERS, "feed_forward", zero_network)
+    monkeypatch.setattr(slc, "scale_units", frozen)
+    out_dir = tmp_path / "out"
+    argv = ["--protocol", "strict", "--target", "log-return", "--models", "feed_forward"]
+    argv += ["--folds", "1", "--epochs", "1", "--verbose", "0", "--out-dir", out_dir]
+    code, stdout, _ = run_main(argv, capsys)
+    assert code == 0
+    row = load_record(out_dir)["evaluation"]["tickers"]["GOOG"]["feed_forward"]
+    assert row["forecast_size"] == 0.0 and "predicts about 0" in row["finding"]
+    assert row["dm_pvalue"] is None and "no variance" in row["dm_note"]
+    assert "finding: feed_forward predicts about 0" in stdout
+    assert "Not testable (no variance against naive): feed_forward" in stdout
+    assert "mase_std" not in row  # one fold: no spread
