@@ -1495,8 +1495,13 @@ def run_strict(args):
         if args.forecast:
             mase = {model: row["mase"] for model, row in summary.items()}
             mase = {m: mase[m] for m in ("naive", "drift", *args.models)}
+            kept = {
+                m: [e for f in fold_logs[name] for e in f["networks"][m]["epochs_kept"]]
+                for m in args.models
+            }
+            epochs = {m: int(np.median(e)) for m, e in kept.items()}
             forecasts[name] = forecast_ahead(
-                stock, args, seeds, layout["residuals"], mase, stock_dir
+                stock, args, seeds, layout["residuals"], mase, epochs, stock_dir
             )
     verdict, dm = dm_verdict(evaluation)
     across = {}
@@ -1539,9 +1544,12 @@ def run_strict(args):
 # extra – --forecast: the mid price h trading days after the last date in the data
 
 
-def forecast_ahead(stock, args, seeds, residuals, mase, out_dir):
+def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir):
     """Refit every network and its scaler on all rows, then forecast h days past the last date.
 
+    Every window whose target is known trains, none validates: a model that stops before
+    the last days has not seen the prices it forecasts from. epochs: {network: epochs},
+    as the run chose them (the lesson: all; strict: the median best epoch over its folds).
     residuals: {model: held-out h-step errors in prices (truth - forecast)} from the run;
     their 10% and 90% quantiles give each forecast an 80% interval. Business days
     (pandas' BDay) date the forecast: exchange holidays are not skipped.
@@ -1555,11 +1563,9 @@ def forecast_ahead(stock, args, seeds, residuals, mase, out_dir):
     t = np.arange(args.look_back - 1, last - horizon + 1)  # every window with a known target
     x, y = window_arrays(mid, t, args.look_back, horizon, args.target, scaler)
     x_now = window_arrays(mid, np.array([last]), args.look_back, 0, args.target, scaler)[0]
-    n_val = round(len(t) * VAL_FRACTION)
-    setup_monitor = "val_loss" if args.protocol == "strict" else None  # as the run chose epochs
     print(
-        f"forecast: refitting every network and its scaler on all {len(mid)} rows "
-        f"({len(t)} windows, the last {n_val} validate), {args.epochs} epochs, the run's settings"
+        f"forecast: refitting every network and its scaler on all {len(mid)} rows ({len(t)} "
+        f"windows), epochs {', '.join(f'{n} {e}' for n, e in epochs.items())}"
     )
     forecasts = {"naive": mid[last], "drift": mid[last] + horizon * (mid[last] - mid[0]) / last}
     for name in args.models:
@@ -1567,21 +1573,7 @@ def forecast_ahead(stock, args, seeds, residuals, mase, out_dir):
         for seed in seeds:
             shape = input_shape_for(args.framing, args.look_back)
             model = fresh_network(name, shape, seed, {}, args)
-            callbacks = [keep_best_epoch(args.epochs)] if setup_monitor else []
-            fit_x, val_x = (
-                frame_inputs(x[:-n_val], args.framing),
-                frame_inputs(x[-n_val:], args.framing),
-            )
-            train_network(
-                model,
-                fit_x,
-                y[:-n_val],
-                args.epochs,
-                args.batch_size,
-                0,
-                (val_x, y[-n_val:]),
-                callbacks,
-            )
+            train_network(model, frame_inputs(x, args.framing), y, epochs[name], args.batch_size, 0)
             now = predict_splits(model, {"now": frame_inputs(x_now, args.framing)})["now"]
             prices.append(to_prices(now, mid, np.array([last]), args.target, scaler)[0])
         forecasts[name] = float(np.mean(prices))
@@ -1622,6 +1614,7 @@ def forecast_ahead(stock, args, seeds, residuals, mase, out_dir):
         "last_date": str(dates[-1]),
         "horizon_business_days": horizon,
         "refit_rows": len(mid),
+        "epochs": epochs,
         "interval": "80%: forecast + the 10% and 90% quantiles of the model's held-out errors",
         "calendar": "pandas BDay: weekdays; exchange holidays are not skipped",
         "models": record,
@@ -1988,7 +1981,8 @@ def run(args):
     }
     record.update(verdict=verdict, leaks=setup["leaks"], **setup["extra"])
     if args.forecast:
-        record["forecast"] = forecast_ahead(stock, args, seeds, residuals, {}, out_dir)
+        epochs = {name: args.epochs for name in args.models}
+        record["forecast"] = forecast_ahead(stock, args, seeds, residuals, {}, epochs, out_dir)
     save_json(record, out_dir / "metrics.json")
     if args.show:
         plt.show()

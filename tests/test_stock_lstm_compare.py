@@ -1314,6 +1314,8 @@ def test_quick_forecast_past_the_last_date(tmp_path, capsys, protocol):
     # Google's last day is Tuesday 2008-10-14; 4 business days on is Monday 2008-10-20
     assert forecast["last_date"] == "2008-10-14" and forecast["date"] == "2008-10-20"
     assert forecast["refit_rows"] == 1047 and "holidays are not skipped" in forecast["calendar"]
+    # the lesson trains every epoch; strict, the median best epoch over the folds
+    assert 1 <= forecast["epochs"]["feed_forward"] <= slc.QUICK["epochs"]
     models = forecast["models"]
     assert list(models) == ["naive", "drift", "feed_forward"]
     data = slc.load_prices()
