@@ -1414,10 +1414,11 @@ def plot_mase(evaluation, title, path):
             capsize=3,
         )
     else:
-        ax.boxplot(
-            [[s[m]["mase"] for s in evaluation.values()] for m in models], tick_labels=models
-        )
-    ax.axhline(first["naive"]["mase"] if len(evaluation) == 1 else 1.0, color="grey", ls=":")
+        ax.boxplot([[s[m]["mase"] for s in evaluation.values()] for m in models])
+        ax.set_xticks(np.arange(1, len(models) + 1), models)
+    naive = np.median([s["naive"]["mase"] for s in evaluation.values()])
+    ax.axhline(naive, color="grey", ls=":", label=f"naive (median {naive:.2f})")
+    ax.legend()
     ax.tick_params(axis="x", rotation=20)
     ax.set(ylabel="MASE (lower is better)", title=title)
     save_figure(fig, path)
