@@ -589,9 +589,9 @@ def plot_comparison(summary, path, title):
 # of a grid of sequence lengths x units x training sequences x batch sizes, with each seed.
 SIZE_KEYS = ["n_timesteps", "units", "n_train", "batch_size"]
 SIZE_GRID = {  # the grid's defaults, given as on the command line (--grid-n-timesteps ...)
-    "n_timesteps": "10,20,40",
-    "units": "5,10,25,50",
-    "n_train": "10000,50000",
+    "n_timesteps": "5,10,20",
+    "units": "5,25",
+    "n_train": "4000,20000",
     "batch_size": "10,50",
 }
 SIZE_TARGET = 0.99  # the whole-sequence accuracy asked of a cell, on every seed
