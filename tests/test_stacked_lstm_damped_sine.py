@@ -481,18 +481,34 @@ def test_ctrl_c_during_fit_exits_130_headless_with_whole_files(tmp_path):
         assert matplotlib.image.imread(png).ndim == 3  # each PNG is whole and readable
 
 
-def test_quick_run_under_jax_backend(tmp_path):
-    """The script uses only Keras APIs, so it runs unchanged on another backend."""
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_quick_run_under_jax_and_torch_backends(tmp_path, backend):
+    """The script uses only Keras APIs, so it runs unchanged on the other two backends."""
     out = tmp_path / "out"
-    env = dict(os.environ, KERAS_BACKEND="jax")
+    env = dict(os.environ, KERAS_BACKEND=backend)
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--verbose", "0", "--out-dir", str(out)],
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads((out / "metrics.json").read_text())
-    assert record["backend"] == "jax"
+    assert record["backend"] == backend
     assert 0 < record["metrics"]["stacked_lstm"]["mae_mean"] < 0.5
+
+
+def test_saved_model_loads_in_safe_mode_and_predicts_as_scored(tmp_path, capsys):
+    """The README's "use what you trained": the saved model is the one that was scored."""
+    import keras
+
+    out = tmp_path / "out"
+    assert sine.main(["--quick", "--verbose", "0", "--out-dir", str(out)]) == 0
+    capsys.readouterr()
+    record = json.loads((out / "metrics.json").read_text())
+    args = sine.parse_args(["--quick"])
+    X_eval, y_eval = sine.make_data(args, sine.random_streams(7, sine.STREAMS))["eval"]
+    model = keras.saving.load_model(out / "stacked_lstm.keras", safe_mode=True)
+    mae = sine.mae(y_eval, model.predict(X_eval, verbose=0))
+    assert mae == pytest.approx(record["metrics"]["stacked_lstm"]["mae_per_seed"][0], rel=1e-5)

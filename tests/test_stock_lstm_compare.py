@@ -1179,7 +1179,7 @@ def test_quick_run_under_jax_and_torch_backends(tmp_path, backend):
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=900,
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-2000:]
