@@ -1329,8 +1329,8 @@ def print_evaluation(summary, stock, n_folds):
                 "MAE": row["mae"],
                 "MAE $": row["mae_price"],
                 "DM p": dm,
-                "conv. epoch": row.get("convergence_epochs", ""),
-                "conv. s": row.get("convergence_s", ""),
+                "conv. epoch": f"{row['convergence_epochs']:.1f}" if dm else "",
+                "conv. s": f"{row['convergence_s']:.1f}" if dm else "",
             }
         )
     columns = ["rank", "model", "MASE", "±", "skill vs naive", "MAE", "MAE $", "DM p"]
