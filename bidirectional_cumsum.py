@@ -20,8 +20,9 @@ after it). Beyond the lesson ("extra –"): seeds, a figure of one example, the 
 curve, a larger evaluation set (1,000 sequences; the lesson scores 100) with
 whole-sequence accuracy, two baselines (the majority label at each step, a
 forward-only LSTM), accuracy at each step, the lesson's suggested experiments
-(`--compare-directions`, `--compare-merge-modes`), mean ± std over seeds (`--repeats`)
-and a metrics.json record of every run.
+(`--compare-directions`, `--compare-merge-modes`, and model size against sequence
+length: `--experiment size`), mean ± std over seeds (`--repeats`) and a metrics.json
+record of every run.
 """
 
 import argparse
