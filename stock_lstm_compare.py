@@ -119,7 +119,8 @@ def read_price_csv(path, ticker="AAL"):
     Any problem raises DataError with one line saying what is wrong and what to do.
     """
     path = Path(path)
-    stamp = path.stat().st_mtime_ns if path.is_file() else None  # a changed file is read again
+    # the cache key: which file, and its version (a changed file is read again)
+    stamp = (path.resolve(), path.stat().st_mtime_ns) if path.is_file() else None
     (frame, sep), where, used_ticker = read_csv_frame(path, stamp), str(path), None
     if "name" in frame:
         names = frame["name"].str.strip()

@@ -178,6 +178,7 @@ def test_without_csv_the_kaggle_file_in_data_is_used_when_present(tmp_path):
         "kind": "csv",
         "path": str(Path("data") / "all_stocks_5yr.csv"),
         "ticker": "AAL",
+        "read_as": ["comma-separated"],
     }
     assert len(data["high"]) == 3
 
@@ -524,7 +525,9 @@ def test_a_reused_network_trains_exactly_as_a_new_one(tmp_path):
     cache, weights = {}, []
     for data in ((x[:200], y[:200]), (x[100:], y[100:]), (x[100:], y[100:])):
         use = cache if len(weights) < 2 else {}  # the third: a new model, as a first fold builds
-        model = slc.fresh_network("simple_gru", (1, 7), 5, use)  # dropout: its seeds are reset too
+        model = slc.fresh_network(
+            "simple_gru", (1, 7), 5, use, slc.parse_args([])
+        )  # + dropout seeds
         model.fit(*data, epochs=2, batch_size=32, verbose=0)
         weights.append([w.copy() for w in model.get_weights()])
     for reused, new in zip(weights[1], weights[2]):
