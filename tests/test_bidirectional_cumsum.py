@@ -548,20 +548,21 @@ def test_ctrl_c_during_fit_exits_130_with_whole_files(tmp_path):
     check_files_whole(out)
 
 
-def test_quick_run_under_jax_backend(tmp_path):
-    """Only Keras APIs are used, so the script runs unchanged on the JAX backend."""
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_quick_run_under_jax_and_torch_backends(tmp_path, backend):
+    """Only Keras APIs are used, so the script runs unchanged on the other two backends."""
     out = tmp_path / "out"
-    env = dict(os.environ, KERAS_BACKEND="jax")
+    env = dict(os.environ, KERAS_BACKEND=backend)
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--verbose", "0", "--out-dir", str(out)],
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads((out / "metrics.json").read_text())
-    assert record["backend"] == "jax"
+    assert record["backend"] == backend
     assert 0.5 < record["metrics"]["bidirectional_lstm"]["per_step_accuracy"] <= 1.0
 
 
@@ -727,3 +728,20 @@ def test_grid_of_one_step_is_one_clear_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: --grid-n-timesteps must be 2 or more")
     assert not out.exists()
+
+
+def test_saved_models_load_in_safe_mode_and_predict_as_scored(tmp_path, capsys):
+    """The README's "use what you trained": each saved model is the one that was scored."""
+    import keras
+
+    out = tmp_path / "out"
+    assert bc.main(["--quick", "--verbose", "0", "--out-dir", str(out)]) == 0
+    capsys.readouterr()
+    record = json.loads((out / "metrics.json").read_text())
+    args = bc.parse_args(["--quick"])
+    data = bc.lesson_data(7, args.n_timesteps, args.n_train, args.n_eval, args.n_predict)
+    X_eval, y_eval = data["eval"]
+    for name in ("bidirectional_lstm", "forward_lstm"):
+        model = keras.saving.load_model(out / f"{name}.keras", safe_mode=True)
+        scores = bc.score_labels(y_eval, bc.predict_labels(model, X_eval))
+        assert scores["per_step_accuracy"] == record["metrics"][name]["per_step_accuracy"]
