@@ -120,8 +120,7 @@ def read_price_csv(path, ticker="AAL"):
     """
     path = Path(path)
     # the cache key: which file, and its version (a changed file is read again)
-    stamp = (path.resolve(), path.stat().st_mtime_ns) if path.is_file() else None
-    (frame, sep), where, used_ticker = read_csv_frame(path, stamp), str(path), None
+    (frame, sep), where, used_ticker = read_csv_frame(path, file_stamp(path)), str(path), None
     if "name" in frame:
         names = frame["name"].str.strip()
         chosen = names.str.upper() == str(ticker).strip().upper()
@@ -140,18 +139,25 @@ def read_price_csv(path, ticker="AAL"):
     # A file not separated by commas may write 14,875 for 14.875 and dates day first.
     read_as = [f"{SEPARATORS[sep]}-separated"]
     texts = {name: frame[name].str.strip() for name in ("high", "low")}
-    if sep != "," and any(text.str.contains(",", regex=False).any() for text in texts.values()):
+    if sep != "," and any(
+        text.str.contains(r"\d,\d{3}\.", regex=True).any() for text in texts.values()
+    ):
+        read_as.append("thousands commas (1,234.5 is 1234.5)")
+        texts = {name: text.str.replace(",", "", regex=False) for name, text in texts.items()}
+    elif sep != "," and any(text.str.contains(",", regex=False).any() for text in texts.values()):
         read_as.append("decimal commas (1.234,5 is 1234.5)")
         texts = {
             name: text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
             for name, text in texts.items()
         }
-    dayfirst = sep != "," and not frame["date"].str.strip().str.match(r"\d{4}-\d\d-\d\d").all()
+    # A daily bar's date is its local date: a time zone offset (+01:00, Z) is dropped, not
+    # converted, so 2017-01-02 00:00+01:00 stays 2017-01-02.
+    date_text = frame["date"].str.strip().str.replace(r"(Z|[+-]\d\d:?\d\d)$", "", regex=True)
+    year_first = date_text.str.match(r"\d{4}[-/.]\d\d?[-/.]\d\d?").all()
+    dayfirst = sep != "," and not year_first
     if dayfirst:
         read_as.append("dates day first")
-    # utc=True reads dates with or without a time zone alike (as UTC), then drops the zone
-    dates = pd.to_datetime(frame["date"], errors="coerce", utc=True, dayfirst=dayfirst)
-    dates = dates.dt.tz_convert(None)
+    dates = pd.to_datetime(date_text, errors="coerce", dayfirst=dayfirst)
     prices = {name: pd.to_numeric(text, errors="coerce") for name, text in texts.items()}
     problems = {
         "date": (dates.isna(), "are not dates"),
@@ -170,6 +176,14 @@ def read_price_csv(path, ticker="AAL"):
     frame = pd.DataFrame({"date": dates.dt.normalize(), **prices})
     source = {"kind": "csv", "path": str(path), "ticker": used_ticker, "read_as": read_as}
     return tidy_prices(frame, source, where)
+
+
+def file_stamp(path):
+    """The CSV cache's key: which file, and its version (a changed file is read again)."""
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    return path.resolve(), stat.st_mtime_ns, stat.st_size
 
 
 @functools.lru_cache(maxsize=2)  # --tickers reads one file for many stocks
@@ -1232,6 +1246,8 @@ def diebold_mariano(loss_differential, horizon):
 
     d = np.asarray(loss_differential, dtype=float)
     n, lags = len(d), horizon - 1
+    if n <= horizon:  # too few targets for h - 1 lags and the HLN correction
+        return None, None
     dev = d - d.mean()
     autocov = [dev[k:] @ dev[: n - k] / n for k in range(lags + 1)]
     variance = autocov[0] + 2 * sum((1 - k / (lags + 1)) * autocov[k] for k in range(1, lags + 1))
@@ -1303,7 +1319,8 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
         summary[name].update(dm_statistic=statistic, dm_pvalue=pvalue)
         if pvalue is None:
             summary[name]["dm_note"] = (
-                "no p-value: its errors' differences from naive's have no variance"
+                "no p-value: its errors' differences from naive's have no variance "
+                "(or there are too few targets for the test)"
             )
     residuals = {name: np.concatenate(values) for name, values in residuals.items()}
     return summary, fold_log, {"t": t, "folds": folds, "residuals": residuals}
@@ -1442,7 +1459,7 @@ def resolve_tickers(args):
     if csv is None:
         fail(f"{need}: pass it with --csv")
     try:
-        frame, _ = read_csv_frame(Path(csv))
+        frame, _ = read_csv_frame(Path(csv), file_stamp(Path(csv)))
     except DataError as exc:
         fail(str(exc))
     if "name" not in frame:
@@ -1617,7 +1634,13 @@ def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir):
         "horizon_business_days": horizon,
         "refit_rows": len(mid),
         "epochs": epochs,
-        "interval": "80%: forecast + the 10% and 90% quantiles of the model's held-out errors",
+        "interval": "80%: forecast + the 10% and 90% quantiles of the model's held-out errors"
+        + (
+            "; lesson protocol: a network's errors come from the lesson's pipeline (smoothed,"
+            " window-normalised training; test scaled on itself), not from the refit model"
+            if args.protocol == "lesson"
+            else ""
+        ),
         "calendar": "pandas BDay: weekdays; exchange holidays are not skipped",
         "models": record,
         "note": beat,

@@ -123,6 +123,27 @@ def test_reads_any_csv_with_date_high_low_and_no_name_column(tmp_path):
     np.testing.assert_allclose(slc.mid_prices(data["high"], data["low"]), [14.875, 14.635])
 
 
+def test_thousands_commas_time_zones_and_year_first_dates_are_read_as_meant(tmp_path):
+    path = tmp_path / "prices.csv"
+    path.write_text(
+        "Date;High;Low\n2017/01/02 00:00:00+01:00;1,015.01;1,014.26\n"
+        "2017/01/03 00:00:00+01:00;15.12;14.63\n"
+    )
+    data = slc.read_price_csv(path)
+    assert data["source"]["read_as"] == [
+        "semicolon-separated",
+        "thousands commas (1,234.5 is 1234.5)",
+    ]
+    np.testing.assert_allclose(slc.mid_prices(data["high"], data["low"]), [1014.635, 14.875])
+    # the local date of each bar, not the day before in UTC
+    assert [str(d) for d in data["dates"]] == ["2017-01-02", "2017-01-03"]
+
+
+def test_diebold_mariano_needs_more_targets_than_the_horizon():
+    assert slc.diebold_mariano([0.5, -0.2, 0.1, 0.3], horizon=4) == (None, None)
+    assert slc.diebold_mariano([0.5, -0.2, 0.1, 0.3, 0.2], horizon=4)[1] is not None
+
+
 @pytest.mark.parametrize(
     "text, read_as",
     [
