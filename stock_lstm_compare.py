@@ -828,12 +828,32 @@ def _origins(n_values, look_back, foresight):
     return np.arange(max(0, n_values - look_back - foresight)) + look_back - 1
 
 
-def sma_forecast(series, look_back=7, foresight=3, window_size=26):
-    """Mean of the last window_size values up to each window's last value (fewer at the start)."""
+def sma_levels(series, window_size=26):
+    """On every day, the mean of the last window_size values (fewer at the start)."""
     import pandas as pd
 
-    sma = pd.Series(_first_column(series)).rolling(window_size, min_periods=1).mean()
-    return sma.to_numpy()[_origins(len(sma), look_back, foresight)]
+    return pd.Series(_first_column(series)).rolling(window_size, min_periods=1).mean().to_numpy()
+
+
+def smoothed_levels(series, alpha):
+    """On every day, the exponentially smoothed level; alpha weights the newest value.
+
+    It starts at the series' first value, and day t uses days up to t only.
+    """
+    import pandas as pd
+
+    return pd.Series(_first_column(series)).ewm(alpha=alpha, adjust=False).mean().to_numpy()
+
+
+def drift_forecast(last_prices, past, horizon):
+    """A random walk with drift: the last price plus horizon times past's mean daily step."""
+    return np.asarray(last_prices) + horizon * (past[-1] - past[0]) / (len(past) - 1)
+
+
+def sma_forecast(series, look_back=7, foresight=3, window_size=26):
+    """Mean of the last window_size values up to each window's last value (fewer at the start)."""
+    sma = sma_levels(series, window_size)
+    return sma[_origins(len(sma), look_back, foresight)]
 
 
 def ema_forecast(series, look_back=7, foresight=3, gamma=0.5):
@@ -843,10 +863,8 @@ def ema_forecast(series, look_back=7, foresight=3, gamma=0.5):
     It starts at the split's first value rather than the lesson's 0, so the first
     windows are not pulled towards zero. pandas' alpha weights the new value: 1 - gamma.
     """
-    import pandas as pd
-
-    ema = pd.Series(_first_column(series)).ewm(alpha=1 - gamma, adjust=False).mean()
-    return ema.to_numpy()[_origins(len(ema), look_back, foresight)]
+    ema = smoothed_levels(series, alpha=1 - gamma)
+    return ema[_origins(len(ema), look_back, foresight)]
 
 
 def mae(y_true, y_pred):
@@ -1095,11 +1113,10 @@ def to_prices(values, mid, t, target, scaler):
 
 def fit_ses_alpha(past):
     """Simple exponential smoothing's alpha: least squares one-step errors on the training rows."""
-    import pandas as pd
     from scipy.optimize import minimize_scalar
 
     def squared_errors(alpha):
-        level = pd.Series(past).ewm(alpha=alpha, adjust=False).mean().to_numpy()
+        level = smoothed_levels(past, alpha)
         return float(np.sum((past[1:] - level[:-1]) ** 2))
 
     return float(minimize_scalar(squared_errors, bounds=(0.01, 1.0), method="bounded").x)
@@ -1111,20 +1128,18 @@ def baseline_prices(mid, t, origin, horizon, train_xy, x_test, to_price):
     drift, AR and SES learn from the rows up to the fold's origin only. SMA, EMA and
     SES at day t use days up to t (pandas' rolling and ewm never look ahead).
     """
-    import pandas as pd
     from sklearn.linear_model import LinearRegression
 
-    past, series = mid[: origin + 1], pd.Series(mid)
-    slope = (past[-1] - past[0]) / (len(past) - 1)  # the random walk's mean daily step
+    past = mid[: origin + 1]
     ar = LinearRegression().fit(*train_xy)  # least squares on the same 7-day windows
     naive, sma, ema = BASELINES
     return {
         "naive": mid[t],
-        "drift": mid[t] + horizon * slope,
+        "drift": drift_forecast(mid[t], past, horizon),
         "ar": to_price(ar.predict(x_test)),
-        "ses": series.ewm(alpha=fit_ses_alpha(past), adjust=False).mean().to_numpy()[t],
-        sma: series.rolling(LESSON["sma_window"], min_periods=1).mean().to_numpy()[t],
-        ema: series.ewm(alpha=1 - LESSON["ema_gamma"], adjust=False).mean().to_numpy()[t],
+        "ses": smoothed_levels(mid, fit_ses_alpha(past))[t],
+        sma: sma_levels(mid, LESSON["sma_window"])[t],
+        ema: smoothed_levels(mid, 1 - LESSON["ema_gamma"])[t],
     }
 
 
@@ -1586,7 +1601,7 @@ def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir):
         f"forecast: refitting every network and its scaler on all {len(mid)} rows ({len(t)} "
         f"windows), epochs {', '.join(f'{n} {e}' for n, e in epochs.items())}"
     )
-    forecasts = {"naive": mid[last], "drift": mid[last] + horizon * (mid[last] - mid[0]) / last}
+    forecasts = {"naive": mid[last], "drift": float(drift_forecast(mid[last], mid, horizon))}
     for name in args.models:
         prices = []
         for seed in seeds:
@@ -1946,9 +1961,8 @@ def run(args):
         setup["to_price"](splits["test"]["y"]),
         setup["to_price"](splits["test"]["x"][:, -1]),
     )
-    slope = (mid[train_size - 1] - mid[0]) / (train_size - 1)  # drift, from the training rows
-    horizon = args.foresight + 1
-    residuals = {"naive": truth - last, "drift": truth - last - horizon * slope}
+    drift = drift_forecast(last, mid[:train_size], args.foresight + 1)  # from the training rows
+    residuals = {"naive": truth - last, "drift": truth - drift}
 
     # train each network (over --repeats seeds); the first seed plots and saves
     print(training_settings(args))
