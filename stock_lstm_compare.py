@@ -746,6 +746,11 @@ def run_network(name, setup, args, seed, out_dir=None, model=None):
     }
 
 
+# Beyond the lesson
+# extra – the best epoch (strict protocol) and the chapter's exercises: losses,
+# optimizers, scale, convergence.
+
+
 def keep_best_epoch(epochs):
     """extra – the strict protocol: keep the weights of the epoch with the lowest validation
     loss (patience=epochs: it never stops early)."""
@@ -810,7 +815,6 @@ def plot_all_losses(histories, val_label, path):
     save_figure(fig, path)
 
 
-# Beyond the lesson
 # extra – baselines scored on the networks' own targets. The lesson scores SMA and
 # EMA one step ahead on the smoothed training data, in 0.5 x MSE; the networks
 # predict 4 steps ahead on the test data, in MAE. To compare like with like, each
