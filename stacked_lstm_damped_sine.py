@@ -938,6 +938,7 @@ def run_main(run, args):
     # Keep TensorFlow's C++ start-up chatter (INFO and WARNING lines, among them a
     # "failed call to cuInit" on machines without a GPU) quiet. A value you set wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    same_thread_counts()
     try:
         return run(args)
     except KeyboardInterrupt:
@@ -1146,6 +1147,120 @@ def ctrl_c_callback():
             self.check()
 
     return CtrlC()
+
+
+def same_thread_counts(threads=1):
+    """Give every backend the same thread counts in every process, before Keras is imported.
+
+    A sum split over more threads adds in another order, and float rounding then moves the
+    last digits. With the counts fixed, a training gives the same numbers whether it runs
+    here or in a --jobs worker (the workers inherit these variables). One thread is about
+    as fast as two for these small models (benchmarks/RESULTS.md). A value you set wins.
+    """
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(name, str(threads))  # TensorFlow's two pools; PyTorch's
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # NumPy's BLAS in the workers
+        os.environ.setdefault(name, os.environ["OMP_NUM_THREADS"])
+    if "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):  # JAX on the CPU
+        xla = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {xla}".strip()
+    from threadpoolctl import threadpool_limits  # NumPy's BLAS here: already loaded
+
+    threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]))
+
+
+class TrainingFailed(Exception):
+    """A training raised an error in a worker process; its traceback is in a file."""
+
+
+def run_trainings(trainings, jobs=1, log_dir=None):
+    """Run independent trainings one after another (jobs=1), or in `jobs` worker processes.
+
+    trainings: a list of (name, function, arguments). Each function(*arguments) seeds
+    itself and returns plain results (numbers, arrays, dicts; a Keras model pickles too),
+    so the order and the process do not change them. Returns the results, in order.
+    In the workers (joblib's processes) Keras prints nothing, Ctrl-C is ignored (this
+    process stops them and exits 130), and an error writes its traceback to log_dir and
+    stops the run with one line and exit status 1: a crash there is a bug, not bad input.
+    """
+    if jobs == 1 or len(trainings) == 1:
+        return [function(*arguments) for _, function, arguments in trainings]
+    from joblib import Parallel, delayed
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    jobs = min(jobs, len(trainings))
+    print(f"{len(trainings)} trainings in {jobs} worker processes (their Keras output is off)")
+    log_dir = Path(log_dir or ".")
+    calls = [delayed(_in_worker)(name, f, a, log_dir) for name, f, a in trainings]
+    results = []
+    try:
+        for result in Parallel(n_jobs=jobs, return_as="generator")(calls):
+            results.append(result)
+            print(f"  [{len(results)}/{len(trainings)}] done: {trainings[len(results) - 1][0]}")
+    except TrainingFailed as failed:
+        name, path = failed.args
+        print(f"error: training {name!r} failed in a worker; traceback: {path}", file=sys.stderr)
+        raise SystemExit(1)
+    except TerminatedWorkerError:
+        print(
+            f"error: a worker process died during training {len(results) + 1} of "
+            f"{len(trainings)} (out of memory?); run with --jobs 1 to see why",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
+    return results
+
+
+def _in_worker(name, function, arguments, log_dir):
+    """One training in a worker: Ctrl-C ignored, output off, an error's traceback saved."""
+    import contextlib
+    import signal
+    import traceback
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent process handles Ctrl-C
+    try:
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            return function(*arguments)
+    except Exception:
+        slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
+        path = log_dir / f"failed-{slug}.txt"
+        write_atomically(path, lambda tmp: Path(tmp).write_text(traceback.format_exc()))
+        raise TrainingFailed(name, str(path))
+
+
+def available_memory():
+    """Bytes of memory free for this run (MemAvailable, lowered by a cgroup limit), or None."""
+    try:
+        text = Path("/proc/meminfo").read_text()
+        available = int(text.split("MemAvailable:")[1].split()[0]) * 1024
+    except (OSError, IndexError, ValueError):
+        return None  # not Linux, or unreadable: no guard
+    for limit, usage in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
+        try:
+            room = int(Path(limit).read_text()) - int(Path(usage).read_text())
+        except (OSError, ValueError):  # no such limit ("max" in v2)
+            continue
+        available = min(available, room)
+    return available
+
+
+def check_memory(need_bytes, lower):
+    """Bad input: stop (exit 2, nothing written) if the data will not fit in free memory.
+
+    need_bytes: the run's estimated peak for its data; lower: the option(s) to lower.
+    """
+    available = available_memory()
+    if available is not None and need_bytes > available:
+        fail(
+            f"the data would need about {need_bytes / 2**30:.1f} GiB of memory, and "
+            f"{available / 2**30:.1f} GiB is available; lower {lower}"
+        )
 
 
 def library_versions():
