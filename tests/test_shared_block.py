@@ -190,3 +190,111 @@ def test_speed_settings_per_backend(monkeypatch, backend, expected):
     wrapper = model.layers[0]
     unrolled = [wrapper.forward_layer.unroll, wrapper.backward_layer.unroll]
     assert unrolled == [backend == "tensorflow"] * 2
+
+
+# ---------------------------------------------------------------------------
+# train_network gives fit its steps: the same numbers, fewer data iterators
+# ---------------------------------------------------------------------------
+
+
+def test_train_network_gives_the_same_losses_as_a_plain_fit_with_validation():
+    """The GRU with recurrent dropout draws random masks in validation too, so this also
+    fails if the validation batches changed (a one-batch validation moved its losses)."""
+    import keras
+
+    from stacked_lstm_damped_sine import train_network
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((203, 7, 1), "float32"), rng.random((203, 1), "float32")
+    x_val, y_val = rng.random((70, 7, 1), "float32"), rng.random((70, 1), "float32")
+
+    def model():
+        keras.utils.set_random_seed(3)
+        net = keras.Sequential([keras.Input((7, 1)), keras.layers.GRU(4, recurrent_dropout=0.3)])
+        net.add(keras.layers.Dense(1))
+        net.compile(loss="mae", optimizer="adam", steps_per_execution=4)
+        return net
+
+    plain = model().fit(x, y, batch_size=16, epochs=4, verbose=0, validation_data=(x_val, y_val))
+    ours = train_network(model(), x, y, 4, 16, verbose=0, validation_data=(x_val, y_val))
+    assert ours["history"]["loss"] == plain.history["loss"]
+    assert ours["history"]["val_loss"] == plain.history["val_loss"]
+
+
+# ---------------------------------------------------------------------------
+# run_trainings (--jobs), same_thread_counts and the memory guard
+# ---------------------------------------------------------------------------
+
+
+def test_run_trainings_gives_the_same_results_in_order_with_workers(capsys):
+    from stacked_lstm_damped_sine import mean_std, run_trainings
+
+    trainings = [(f"t{k}", mean_std, ([k, 2 * k, 4.0],)) for k in range(5)]
+    here = run_trainings(trainings, jobs=1)
+    assert run_trainings(trainings, jobs=2) == here
+    assert here[3] == mean_std([3, 6, 4.0])
+    out = capsys.readouterr().out
+    assert "5 trainings in 2 worker processes" in out and "[5/5] done: t4" in out
+
+
+def test_a_training_that_fails_in_a_worker_stops_the_run_with_one_line_and_exit_1(tmp_path, capsys):
+    from stacked_lstm_damped_sine import positive_int, run_trainings
+
+    trainings = [("seed 7: fine", positive_int, ("3",)), ("seed 8: broken", positive_int, ("x",))]
+    with pytest.raises(SystemExit) as stop:
+        run_trainings(trainings, jobs=2, log_dir=tmp_path)
+    assert stop.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'seed 8: broken' failed in a worker" in err[0]
+    path = Path(err[0].split("traceback: ")[1])
+    assert path.parent == tmp_path and path.name == "failed-seed-8--broken.txt"
+    assert "ArgumentTypeError: expected a whole number, got 'x'" in path.read_text()
+
+
+THREADS_CHECK = """
+import os
+os.environ["TF_NUM_INTEROP_THREADS"] = "3"  # a value the user set wins
+from stacked_lstm_damped_sine import same_thread_counts
+from threadpoolctl import threadpool_info
+same_thread_counts()
+keys = ["TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"]
+keys.append("OPENBLAS_NUM_THREADS")
+print([os.environ[k] for k in keys], "intra_op_parallelism_threads=1" in os.environ["XLA_FLAGS"])
+print(sorted({pool["num_threads"] for pool in threadpool_info()}))
+"""
+
+
+def test_same_thread_counts_sets_every_backend_before_import_and_keeps_the_users_values():
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_THREADS") and k != "XLA_FLAGS"}
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS_CHECK], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["['1', '3', '1', '1'] True", "[1]"]
+
+
+def test_check_memory_stops_with_one_line_when_the_data_would_not_fit(monkeypatch, capsys):
+    import stacked_lstm_damped_sine as script
+
+    monkeypatch.setattr(script, "available_memory", lambda: 2 * 2**30)
+    script.check_memory(2**30, "--n-train")  # fits: nothing happens
+    with pytest.raises(SystemExit) as stop:
+        script.check_memory(41 * 2**30, "--n-train")
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "error: the data would need about 41.0 GiB of memory, and 2.0 GiB is available; "
+        "lower --n-train"
+    ]
+    monkeypatch.setattr(script, "available_memory", lambda: None)  # unknown: no guard
+    script.check_memory(10**15, "--n-train")
+
+
+def test_available_memory_reads_this_machine():
+    from stacked_lstm_damped_sine import available_memory
+
+    found = available_memory()
+    if not Path("/proc/meminfo").exists():
+        assert found is None
+    else:
+        assert 0 < found <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
