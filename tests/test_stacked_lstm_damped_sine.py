@@ -266,7 +266,7 @@ def test_learning_beats_both_baselines_on_fresh_data():
         "new": sine.generate_examples(50, 1, 5, rng),
     }
     X_eval, y_eval = data["eval"]
-    result = sine.run_lesson(sine.stacked_lstm, data, verbose=0, seed=0, summary=False)
+    result = sine.run_lesson(sine.stacked_lstm, data, verbose=0, seed=0)
     lstm = sine.mae(y_eval, result["yhat_eval"])
     assert result["keras_mae"] == pytest.approx(lstm, rel=1e-4)
     assert lstm < sine.mae(y_eval, sine.persistence_forecast(X_eval, 5))
