@@ -938,6 +938,50 @@ def build_parser():
     return parser
 
 
+def data_bytes(length, output, n_train, n_eval):
+    """extra – the peak bytes one training's data needs (make_data, then fit), from its sizes.
+
+    generate_examples(n) holds a float64 period and decay per wave and, inside
+    generate_sequence, three float64 arrays of [n, length + output] at once (the sine, the
+    exponent and its exp): 8 * n * (2 + 3 * steps) bytes. The evaluation set is made while
+    the training set's float32 copy is kept, and fit copies the float32 training set once
+    more into the backend.
+    """
+    steps = length + output
+
+    def generating(n):
+        return 8 * n * (2 + 3 * steps)
+
+    float32 = 4 * steps  # bytes per example of X and y
+    return max(
+        generating(n_train),
+        float32 * n_train + generating(n_eval),
+        float32 * (n_train + n_eval + 1) + float32 * n_train,  # + the backend's copy in fit
+    )
+
+
+def check_data_memory(args):
+    """Bad input: stop before any work if the data will not fit in the free memory.
+
+    Each process training at once holds its own data: min(--jobs, trainings) of them.
+    --experiment length: the largest grid cell's sizes.
+    """
+    n_seeds = args.repeats
+    if args.experiment:
+        length, n_train = max(args.lengths), max(args.n_trains)
+        trainings = n_seeds * len(args.lengths) * len(args.n_trains) * len(args.cells)
+        lower = "--n-trains, --lengths or --n-eval"
+    else:
+        length, n_train = args.length, args.n_train
+        trainings = 0 if args.demo else n_seeds * len(model_list(args))
+        lower = "--n-train, --length or --n-eval"
+    if trainings:
+        processes = max(1, min(args.jobs, trainings))
+        if processes > 1:
+            lower += " (or --jobs)"
+        check_memory(processes * data_bytes(length, args.output, n_train, args.n_eval), lower)
+
+
 def parse_args(argv=None):
     args = parse_args_with_quick(build_parser(), argv, QUICK)
     if args.length < 2:
@@ -961,6 +1005,7 @@ def parse_args(argv=None):
         if min(args.lengths) <= args.output:
             got = f"got {min(args.lengths)}, output {args.output}"
             fail(f"every --lengths value must be larger than --output ({got})")
+    check_data_memory(args)  # last, so the options it reads are checked
     return args
 
 
