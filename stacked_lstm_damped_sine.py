@@ -732,7 +732,7 @@ def report_grid(grid, n_seeds, cost=None):
             spread = f" ± {r.skill_std:.2f}" if n_seeds > 1 else ""
             if cost:
                 fit_s = cost[grid_key(length, n_train, r.cells)]["fit_s"]
-                row[f"skill (fit s), {r.cells} cells"] = (
+                row[f"skill, {r.cells} cells (fit s)"] = (
                     f"{r.skill_mean:+.2f}{spread} ({fit_s:.1f})"
                 )
             else:
