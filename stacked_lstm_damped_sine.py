@@ -226,11 +226,12 @@ def plot_examples(X, y):
 # ---------------------------------------------------------------------------
 
 
-def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, summary=False):
+def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1):
     """The lesson's complete example for one model: define, compile, fit, evaluate, predict.
 
     define_model: makes the model, e.g. `stacked_lstm`. data: (X, y) pairs from
-    generate_examples under "train", "eval" and "new" (one new wave, for 7.6).
+    generate_examples under "train", "eval" and "new" (one new wave, for 7.6). Returns
+    the trained model and its results; the caller prints them (see print_lesson_steps).
     """
     import keras
 
@@ -240,24 +241,21 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, sum
     model = define_model()
     # compile model: MAE loss and Adam, as the lesson (SPEED: see the top of the file)
     model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
-    if summary:
-        model.summary()
-        print_lstm_parameters(model)
     # fit model: one pass over fresh examples, so each example is seen once.
     # Note: 7.4 says batch size 10 "resets the LSTM's state every 10 samples". Not so: this
     # LSTM is stateless, so every sequence (every sample) starts from a zero state, and no
     # state passes from one sample to the next. The batch size only sets how many samples
     # are averaged into each weight update (10 here: 1,000 updates for 10,000 samples).
-    print(f"7.4 fit {model.name} on {len(X):,} examples, batch size {batch_size}")
     training = train_network(model, X, y, epochs, batch_size, verbose)
     # evaluate model on fresh examples
     start = time.perf_counter()
     X_eval, y_eval = data["eval"]
     loss = model.evaluate(X_eval, y_eval, verbose=0, return_dict=True)["loss"]
-    print(f"7.5 {model.name}: MAE {loss:f}")
-    yhat_eval = model.predict(X_eval, verbose=0)
-    # prediction on new data
-    yhat_new = model.predict(data["new"][0], verbose=0)
+    # prediction on the evaluation examples and on new data. Calling the model directly
+    # (not model.predict) builds no new tf.function per model, so a run that trains many
+    # models prints no "triggered tf.function retracing" warnings.
+    yhat_eval = predict(model, X_eval)
+    yhat_new = predict(model, data["new"][0])
     evaluate_s = time.perf_counter() - start
     return dict(
         model=model,
@@ -267,6 +265,34 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, sum
         training=training,
         evaluate_s=evaluate_s,
     )
+
+
+def predict(model, X, chunk=10_000):
+    """The model's outputs for X as a NumPy array, `chunk` examples per call."""
+    import keras
+
+    parts = [model(X[i : i + chunk], training=False) for i in range(0, len(X), chunk)]
+    return np.concatenate([keras.ops.convert_to_numpy(part) for part in parts])
+
+
+def print_definition(model):
+    """7.3: the defined model, and each LSTM layer's parameters checked against Keras."""
+    model.summary()
+    print_lstm_parameters(model)
+
+
+def print_results(name, result):
+    """7.4 to 7.6 for one trained model, from the results its training returned."""
+    epochs = result["epochs"]
+    print(
+        f"7.4 {name}: fitted {epochs} epoch{'s' if epochs > 1 else ''} in "
+        f"{result['fit_s']:.1f} s, last loss {result['loss']:.6f}"
+    )
+    print(f"7.5 {name}: MAE {result['keras_mae']:f}")
+    if "yhat_new" in result:  # the first seed's training keeps the new wave
+        points = [[round(float(v), 3) for v in result[k]] for k in ("y_new", "yhat_new")]
+        print(f"7.6 {name} on a new wave: expected  {points[0]}")
+        print(f"    {' ' * len(name)}                 predicted {points[1]}")
 
 
 def plot_losses(trainings):
@@ -416,59 +442,127 @@ def make_data(args, streams):
     }
 
 
-def run_seed(seed, args, out_dir, first):
-    """The lesson (and the vanilla LSTM) for one seed; figures and models from the first seed."""
+def model_list(args):
+    """The models a run trains for each seed: the lesson's, then those asked for."""
+    return (
+        ["stacked_lstm"]
+        + ["vanilla_lstm"] * args.compare_vanilla
+        + ["many_to_many"] * args.many_to_many
+    )
+
+
+def define(name, args):
+    """A fresh, untrained model `name` with the run's sizes."""
+    if name == "stacked_lstm":
+        return stacked_lstm(args.length, args.output, args.units, dropout=args.dropout)
+    if name == "vanilla_lstm":
+        return vanilla_lstm(args.length, args.output, args.units[0])
+    return many_to_many(args.length, args.output, args.units, args.dropout)
+
+
+def train_model(name, seed, args, keep=False):
+    """extra – one training: model `name` on seed `seed`'s data, scored with both baselines.
+
+    run_trainings calls it, here or in a --jobs worker, so it returns plain results and
+    writes no file. keep: also return what the first seed's figures and saved models need
+    (the model, its per-batch losses, the new wave and its prediction).
+    """
     import keras
 
-    keras.backend.clear_session()  # free the previous seed's models before building new ones
+    keras.backend.clear_session()  # free the previous training's model
     start = time.perf_counter()
     data = make_data(args, random_streams(seed, STREAMS))
-    timings = dict(data=time.perf_counter() - start, fit=0.0, evaluate=0.0)
-    units, dropout = args.units, args.dropout
-    builders = {
-        "stacked_lstm": lambda: stacked_lstm(args.length, args.output, units, dropout=dropout)
-    }
-    if args.compare_vanilla:
-        builders["vanilla_lstm"] = lambda: vanilla_lstm(args.length, args.output, units[0])
-    if args.many_to_many:
-        builders["many_to_many"] = lambda: many_to_many(args.length, args.output, units, dropout)
-    runs = {}
-    for name, build in builders.items():
-        runs[name] = run_lesson(
-            build, data, seed, args.batch_size, args.epochs, args.verbose, first
-        )
-        timings["fit"] += runs[name]["training"]["fit_s"]
-        timings["evaluate"] += runs[name]["evaluate_s"]
-
-    # extra – every model and baseline scored on the very same evaluation examples
+    data_s = time.perf_counter() - start
+    n, batch = f"{args.n_train:,}", args.batch_size
+    print(f"7.4 fit {name} (seed {seed}) on {n} examples, batch size {batch}")
+    run = run_lesson(lambda: define(name, args), data, seed, batch, args.epochs, args.verbose)
+    # extra – the model and both baselines scored on the very same evaluation examples
     X_eval, y_eval = data["eval"]
-    scores = {
-        n: dict(
-            mae=mae(y_eval, r["yhat_eval"]),
-            keras_mae=r["keras_mae"],
-            params=r["model"].count_params(),
-            fit_s=r["training"]["fit_s"],
-        )
-        for n, r in runs.items()
-    }
-    scores["persistence"] = dict(mae=mae(y_eval, persistence_forecast(X_eval, args.output)))
-    scores["centre_line"] = dict(mae=mae(y_eval, centre_line_forecast(X_eval, args.output)))
-
-    if first:
-        save_figure(
-            plot_losses({model_names(args)[n]: r["training"] for n, r in runs.items()}),
-            out_dir / "loss.png",
-        )
-        # 7.6: one new wave, never seen in training or evaluation
+    history = run["training"]["history"]
+    result = dict(
+        mae=mae(y_eval, run["yhat_eval"]),
+        keras_mae=run["keras_mae"],
+        params=run["model"].count_params(),
+        persistence=mae(y_eval, persistence_forecast(X_eval, args.output)),
+        centre_line=mae(y_eval, centre_line_forecast(X_eval, args.output)),
+        epochs=len(history["loss"]),
+        loss=history["loss"][-1],
+        data_s=data_s,
+        fit_s=run["training"]["fit_s"],
+        evaluate_s=run["evaluate_s"],
+    )
+    if keep:
         X_new, y_new = data["new"]
-        persistence = persistence_forecast(X_new, args.output)
-        figure = plot_prediction(
-            X_new[0, :, 0], y_new[0], runs["stacked_lstm"]["yhat_new"][0], persistence[0]
+        result.update(
+            model=run["model"],
+            batches=run["training"]["batches"],
+            x_new=X_new[0, :, 0],
+            y_new=y_new[0],
+            yhat_new=run["yhat_new"][0],
         )
-        save_figure(figure, out_dir / "prediction.png")
-        for name, r in runs.items():
-            save_model(r["model"], out_dir / f"{name}.keras")
-    return scores, timings
+    return result
+
+
+def train_all(args, seeds, out_dir):
+    """Every training of the run (each model on each seed), then what the parent prints and saves.
+
+    Returns the per-seed scores ({model or baseline: {"mae", ...}} per seed), the cost of
+    each model and the run's timings.
+    """
+    import keras
+
+    names = model_list(args)
+    # 7.3 define and compile: each model of the run, as the lesson prints it
+    for name in names:
+        keras.backend.clear_session()
+        print_definition(define(name, args))
+    trainings = [
+        (f"{name} seed {seed}", train_model, (name, seed, args, seed == seeds[0]))
+        for seed in seeds
+        for name in names
+    ]
+    results = iter(run_trainings(trainings, args.jobs, out_dir))
+    runs = [{name: next(results) for name in names} for seed in seeds]
+
+    # 7.4 to 7.6 for each seed, the first seed's in full
+    per_seed = []
+    for r, (seed, seed_runs) in enumerate(zip(seeds, runs)):
+        if len(seeds) > 1:
+            print(f"\n--- seed {seed} ({r + 1} of {len(seeds)}) ---")
+        for name, result in seed_runs.items():
+            print_results(name, result)
+        scores = {
+            n: {k: res[k] for k in ("mae", "keras_mae", "params")} for n, res in seed_runs.items()
+        }
+        for base in ("persistence", "centre_line"):
+            scores[base] = dict(mae=seed_runs["stacked_lstm"][base])
+        per_seed.append(scores)
+
+    # the first seed's figures and models, written here (never in a worker)
+    first = runs[0]
+    labels = model_names(args)
+    save_figure(
+        plot_losses({labels[n]: {"batches": res["batches"]} for n, res in first.items()}),
+        out_dir / "loss.png",
+    )
+    # 7.6: one new wave, never seen in training or evaluation
+    lesson = first["stacked_lstm"]
+    persistence = persistence_forecast(lesson["x_new"][None, :, None], args.output)[0]
+    figure = plot_prediction(lesson["x_new"], lesson["y_new"], lesson["yhat_new"], persistence)
+    save_figure(figure, out_dir / "prediction.png")
+    for name, res in first.items():
+        save_model(res["model"], out_dir / f"{name}.keras")
+
+    cost = {}
+    for name in names:
+        fit_s = [seed_runs[name]["fit_s"] for seed_runs in runs]
+        cost[name] = {"fit_s": mean_std(fit_s)["mean"]}  # seconds per training
+        if len(seeds) > 1:
+            cost[name]["fit_s_by_seed"] = fit_s
+        cost[name]["epochs"] = first[name]["epochs"]  # epochs per training
+    every = [res for seed_runs in runs for res in seed_runs.values()]
+    timings = {k: sum(res[f"{k}_s"] for res in every) for k in ("data", "fit", "evaluate")}
+    return per_seed, cost, timings
 
 
 def summarise(per_seed):
@@ -482,13 +576,13 @@ def summarise(per_seed):
         if "keras_mae" in per_seed[0][name]:
             summary[name]["keras_evaluate_mae_per_seed"] = [s[name]["keras_mae"] for s in per_seed]
             summary[name]["params"] = per_seed[0][name]["params"]
-            summary[name]["fit_s_mean"] = mean_std([s[name]["fit_s"] for s in per_seed])["mean"]
     return summary
 
 
-def report(summary, n_seeds, names=NAMES):
-    """The one results table, and a plain sentence on who wins."""
+def report(summary, n_seeds, names=NAMES, cost=None):
+    """The one results table (with each model's fit seconds and epochs), and who wins."""
     lstm = summary["stacked_lstm"]["mae_mean"]
+    cost = cost or {}
     rows = []
     for name, s in summary.items():
         row = {"model": names[name], "params": f"{s['params']:,}" if "params" in s else "-"}
@@ -498,6 +592,8 @@ def report(summary, n_seeds, names=NAMES):
         change = 100 * (lstm / s["mae_mean"] - 1)
         vs = f"{abs(change):.0f}% {'lower' if change < 0 else 'higher'}"
         row["stacked LSTM's MAE vs this"] = "-" if name == "stacked_lstm" else vs
+        row["fit s"] = f"{cost[name]['fit_s']:.1f}" if name in cost else "-"
+        row["epochs"] = cost[name]["epochs"] if name in cost else "-"
         rows.append(row)
     seeds = f" (mean over {n_seeds} seeds)" if n_seeds > 1 else ""
     print(f"\nResults: MAE on the same fresh evaluation examples{seeds}")
@@ -563,6 +659,7 @@ def length_training(seed, length, n_train, cells, args):
     def define_model():
         return stacked_lstm(length, args.output, [cells] * args.layers, dropout=args.dropout)
 
+    print(f"7.4 fit {grid_key(length, n_train, cells)} (seed {seed})")
     run = run_lesson(define_model, data, seed, args.batch_size, args.epochs, args.verbose)
     X_eval, y_eval = data["eval"]
     return dict(
@@ -576,8 +673,26 @@ def length_training(seed, length, n_train, cells, args):
         centre_line=mae(y_eval, centre_line_forecast(X_eval, args.output)),
         data_s=data_s,
         fit_s=run["training"]["fit_s"],
+        epochs=len(run["training"]["history"]["loss"]),
         evaluate_s=run["evaluate_s"],
     )
+
+
+def grid_key(length, n_train, cells):
+    """The name of one grid cell, e.g. "length 50, 10000 examples, 20 cells"."""
+    return f"length {length}, {n_train} examples, {cells} cells"
+
+
+def grid_cost(results):
+    """Per grid cell: the mean fit seconds per training (and per seed), and the epochs."""
+    cost = {}
+    for (length, n_train, cells), group in results.groupby(["length", "n_train", "cells"]):
+        entry = {"fit_s": float(group["fit_s"].mean())}
+        if len(group) > 1:
+            entry["fit_s_by_seed"] = group["fit_s"].tolist()
+        entry["epochs"] = int(group["epochs"].iloc[0])
+        cost[grid_key(length, n_train, cells)] = entry
+    return cost
 
 
 def summarise_grid(runs):
@@ -603,8 +718,11 @@ def smallest_winners(grid):
     return {length: wins[wins["length"] == length].head(1) for length in grid["length"].unique()}
 
 
-def report_grid(grid, n_seeds):
-    """The one results table: a row per length and n_train, a skill column per cell count."""
+def report_grid(grid, n_seeds, cost=None):
+    """The one results table: a row per length and n_train, a skill column per cell count.
+
+    cost (from grid_cost): adds each cell's fit seconds per training and an epochs column.
+    """
     rows = []
     for (length, n_train), group in grid.groupby(["length", "n_train"]):
         row = {"length": length, "examples": f"{n_train:,}"}
@@ -612,7 +730,15 @@ def report_grid(grid, n_seeds):
         row["centre MAE"] = group["centre_line_mean"].iloc[0]
         for r in group.itertuples():
             spread = f" ± {r.skill_std:.2f}" if n_seeds > 1 else ""
-            row[f"skill, {r.cells} cells"] = f"{r.skill_mean:+.2f}{spread}"
+            if cost:
+                fit_s = cost[grid_key(length, n_train, r.cells)]["fit_s"]
+                row[f"skill, {r.cells} cells (fit s)"] = (
+                    f"{r.skill_mean:+.2f}{spread} ({fit_s:.1f})"
+                )
+            else:
+                row[f"skill, {r.cells} cells"] = f"{r.skill_mean:+.2f}{spread}"
+        if cost:
+            row["epochs"] = cost[grid_key(length, n_train, group["cells"].iloc[0])]["epochs"]
         rows.append(row)
     seeds = f", mean ± std over {n_seeds} seeds" if n_seeds > 1 else ""
     print(f"\nResults: skill = 1 - MAE / (the better baseline's MAE){seeds}; > 0 beats both")
@@ -659,13 +785,26 @@ def plot_skill_grid(grid):
 def run_length_experiment(args, seeds, out_dir, record):
     """--experiment length: the whole grid, its table, figure and metrics.json."""
     grid_keys = itertools.product(seeds, args.lengths, args.n_trains, args.cells)
-    runs, grid = summarise_grid(pd.DataFrame([length_training(*k, args) for k in grid_keys]))
-    report_grid(grid, len(seeds))
+    trainings = [
+        (
+            f"{grid_key(length, n_train, cells)}, seed {seed}",
+            length_training,
+            (seed, length, n_train, cells, args),
+        )
+        for seed, length, n_train, cells in grid_keys
+    ]
+    results = pd.DataFrame(run_trainings(trainings, args.jobs, out_dir))
+    # the cost and timings apart from the scores: one place for each
+    cost = grid_cost(results)
+    timings = {k: round(results[f"{k}_s"].sum(), 3) for k in ("data", "fit", "evaluate")}
+    runs, grid = summarise_grid(results.drop(columns=["data_s", "fit_s", "epochs", "evaluate_s"]))
+    report_grid(grid, len(seeds), cost)
     save_figure(plot_skill_grid(grid), out_dir / "length_experiment.png")
     winners = smallest_winners(grid)
     record.update(
         data="generated: random damped sine waves (period 10-20, decay 0.01-0.1)",
-        timings_s={k: round(runs[f"{k}_s"].sum(), 3) for k in ("data", "fit", "evaluate")},
+        timings_s=timings,
+        cost=cost,
         metrics=dict(
             grid=json.loads(grid.to_json(orient="records")),
             smallest_beating_both={
@@ -769,6 +908,14 @@ def build_parser():
         "--repeats", type=positive_int, default=1, help="seeds seed..seed+N-1; report mean ± std"
     )
     parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="worker processes for independent trainings (--repeats, --compare-vanilla, "
+        "--many-to-many, --experiment): the same numbers as 1, in less wall time when "
+        "each training is long enough to pay for a worker's start (a Keras import each)",
+    )
+    parser.add_argument(
         "--seed",
         type=non_negative_int,
         default=7,
@@ -789,6 +936,50 @@ def build_parser():
     )
     parser.add_argument("--show", action="store_true", help="also open the figures in a window")
     return parser
+
+
+def data_bytes(length, output, n_train, n_eval):
+    """extra – the peak bytes one training's data needs (make_data, then fit), from its sizes.
+
+    generate_examples(n) holds a float64 period and decay per wave and, inside
+    generate_sequence, three float64 arrays of [n, length + output] at once (the sine, the
+    exponent and its exp): 8 * n * (2 + 3 * steps) bytes. The evaluation set is made while
+    the training set's float32 copy is kept, and fit copies the float32 training set once
+    more into the backend.
+    """
+    steps = length + output
+
+    def generating(n):
+        return 8 * n * (2 + 3 * steps)
+
+    float32 = 4 * steps  # bytes per example of X and y
+    return max(
+        generating(n_train),
+        float32 * n_train + generating(n_eval),
+        float32 * (n_train + n_eval + 1) + float32 * n_train,  # + the backend's copy in fit
+    )
+
+
+def check_data_memory(args):
+    """Bad input: stop before any work if the data will not fit in the free memory.
+
+    Each process training at once holds its own data: min(--jobs, trainings) of them.
+    --experiment length: the largest grid cell's sizes.
+    """
+    n_seeds = args.repeats
+    if args.experiment:
+        length, n_train = max(args.lengths), max(args.n_trains)
+        trainings = n_seeds * len(args.lengths) * len(args.n_trains) * len(args.cells)
+        lower = "--n-trains, --lengths or --n-eval"
+    else:
+        length, n_train = args.length, args.n_train
+        trainings = 0 if args.demo else n_seeds * len(model_list(args))
+        lower = "--n-train, --length or --n-eval"
+    if trainings:
+        processes = max(1, min(args.jobs, trainings))
+        if processes > 1:
+            lower += " (or --jobs)"
+        check_memory(processes * data_bytes(length, args.output, n_train, args.n_eval), lower)
 
 
 def parse_args(argv=None):
@@ -814,6 +1005,7 @@ def parse_args(argv=None):
         if min(args.lengths) <= args.output:
             got = f"got {min(args.lengths)}, output {args.output}"
             fail(f"every --lengths value must be larger than --output ({got})")
+    check_data_memory(args)  # last, so the options it reads are checked
     return args
 
 
@@ -844,18 +1036,11 @@ def run(args):
     figures = random_streams(args.seed, STREAMS)["figures"]
     save_figure(plot_examples(*generate_examples(20, 5, 5, figures)), out_dir / "examples.png")
 
-    # 7.3 to 7.6 for each seed
-    per_seed, timings = [], dict(data=0.0, fit=0.0, evaluate=0.0)
-    for r, seed in enumerate(seeds):
-        if args.repeats > 1:
-            print(f"\n--- seed {seed} ({r + 1} of {args.repeats}) ---")
-        scores, seed_timings = run_seed(seed, args, out_dir, first=r == 0)
-        per_seed.append(scores)
-        timings = {key: timings[key] + seed_timings[key] for key in timings}
-
+    # 7.3 to 7.6: every model on every seed (in --jobs worker processes if asked)
+    per_seed, cost, timings = train_all(args, seeds, out_dir)
     summary = summarise(per_seed)
     names = model_names(args)
-    report(summary, args.repeats, names)
+    report(summary, args.repeats, names, cost)
     save_figure(
         plot_mae_bars({names[n]: s for n, s in summary.items()}), out_dir / "mae_comparison.png"
     )
@@ -863,6 +1048,7 @@ def run(args):
         data="generated: random damped sine waves (period 10-20, decay 0.01-0.1)",
         timings_s={k: round(v, 3) for k, v in timings.items()},
         metrics=summary,
+        cost=cost,
     )
     save_json(record, out_dir / "metrics.json")
     if args.show:

@@ -266,7 +266,7 @@ def test_learning_beats_both_baselines_on_fresh_data():
         "new": sine.generate_examples(50, 1, 5, rng),
     }
     X_eval, y_eval = data["eval"]
-    result = sine.run_lesson(sine.stacked_lstm, data, verbose=0, seed=0, summary=False)
+    result = sine.run_lesson(sine.stacked_lstm, data, verbose=0, seed=0)
     lstm = sine.mae(y_eval, result["yhat_eval"])
     assert result["keras_mae"] == pytest.approx(lstm, rel=1e-4)
     assert lstm < sine.mae(y_eval, sine.persistence_forecast(X_eval, 5))
@@ -512,3 +512,194 @@ def test_saved_model_loads_in_safe_mode_and_predicts_as_scored(tmp_path, capsys)
     model = keras.saving.load_model(out / "stacked_lstm.keras", safe_mode=True)
     mae = sine.mae(y_eval, model.predict(X_eval, verbose=0))
     assert mae == pytest.approx(record["metrics"]["stacked_lstm"]["mae_per_seed"][0], rel=1e-5)
+
+
+# --- issue 12: --jobs, the cost of each model, the memory guard -----------------
+
+
+def _run_script(args, **kwargs):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        **kwargs,
+    )
+
+
+def _without_timings(record):
+    """metrics.json minus what may differ between two runs: wall times, arguments, paths."""
+    cost = {
+        name: {k: v for k, v in entry.items() if not k.startswith("fit_s")}
+        for name, entry in record["cost"].items()
+    }
+    return {"metrics": record["metrics"], "cost": cost, "seeds": record["seeds"]}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--repeats", "2", "--compare-vanilla"],
+        ["--experiment", "length", "--cells", "3", "--n-trains", "60", "--lengths", "10,20"],
+    ],
+    ids=["repeats-compare", "experiment"],
+)
+def test_jobs_2_gives_the_same_numbers_as_jobs_1(tmp_path, options):
+    """Each training seeds itself and runs with the same thread counts, wherever it runs."""
+    common = ["--quick", "--verbose", "0", "--n-train", "60", "--n-eval", "30", *options]
+    records, outputs = {}, {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        done = _run_script([*common, "--jobs", str(jobs), "--out-dir", str(out)])
+        assert done.returncode == 0, done.stderr[-2000:]
+        records[jobs] = json.loads((out / "metrics.json").read_text())
+        outputs[jobs] = done.stdout + done.stderr
+    assert "trainings in 2 worker processes" in outputs[2]
+    assert "worker processes" not in outputs[1]
+    assert _without_timings(records[1]) == _without_timings(records[2])
+    assert records[2]["args"]["jobs"] == 2
+    if "--experiment" not in options:
+        # the parent prints the lesson's steps and saves the models with any --jobs
+        for name in ("stacked_lstm", "vanilla_lstm"):
+            assert f"7.5 {name}: MAE" in outputs[2]
+            assert (tmp_path / "jobs2" / f"{name}.keras").exists()
+        assert (
+            "Total params: 5,145" in outputs[2] and "7.6 stacked_lstm on a new wave" in outputs[2]
+        )
+    for jobs in (1, 2):  # predictions call the model directly: no predict function retraced
+        assert "make_predict_function" not in outputs[jobs]
+
+
+def test_ctrl_c_with_jobs_2_exits_130_and_stops_the_workers(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--quick", "--verbose", "0", "--repeats", "6"]
+        + ["--n-train", "3000", "--jobs", "2", "--out-dir", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        start_new_session=True,  # its own process group, as a terminal gives a command
+    )
+    try:
+        for line in proc.stdout:
+            if "trainings in 2 worker processes" in line:
+                break
+        for line in proc.stdout:  # the workers are past their start once one is done
+            if "[1/" in line:
+                break
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C hits the whole process group
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err[-2000:]
+        assert "interrupted" in err and "Traceback" not in err
+        assert not [p.name for p in out.iterdir() if p.name.startswith(".tmp-")]
+        for _ in range(60):  # the workers go too
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("worker processes still running after the run stopped")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_cost_per_model_in_metrics_and_table(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["--quick", "--verbose", "0", "--n-train", "60", "--n-eval", "30", "--repeats", "2"]
+    assert sine.main(args + ["--compare-vanilla", "--out-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((out / "metrics.json").read_text())
+    cost = record["cost"]
+    assert set(cost) == {"stacked_lstm", "vanilla_lstm"}  # models only, no baselines
+    for entry in cost.values():
+        assert entry["epochs"] == 1
+        assert len(entry["fit_s_by_seed"]) == 2 and min(entry["fit_s_by_seed"]) > 0
+        assert entry["fit_s"] == pytest.approx(np.mean(entry["fit_s_by_seed"]))
+    total = sum(sum(entry["fit_s_by_seed"]) for entry in cost.values())
+    assert record["timings_s"]["fit"] == pytest.approx(total, abs=2e-3)  # the run's total
+    for scores in record["metrics"].values():  # scores only beside the scores
+        assert not [key for key in scores if "fit" in key]
+    header = next(line for line in printed.splitlines() if line.startswith("model "))
+    assert header.split()[-3:] == ["fit", "s", "epochs"]
+    row = next(line for line in printed.splitlines() if line.startswith("vanilla LSTM"))
+    assert row.split()[-2:] == [f"{cost['vanilla_lstm']['fit_s']:.1f}", "1"]
+    row = next(line for line in printed.splitlines() if line.startswith("persistence"))
+    assert row.split()[-2:] == ["-", "-"]
+
+
+def test_grid_cost_per_cell():
+    import pandas as pd
+
+    results = pd.DataFrame(
+        [(7, 25, 100, 4, 1.0, 1), (8, 25, 100, 4, 3.0, 1), (7, 50, 100, 4, 5.0, 1)],
+        columns=["seed", "length", "n_train", "cells", "fit_s", "epochs"],
+    )
+    cost = sine.grid_cost(results)
+    assert cost["length 25, 100 examples, 4 cells"] == {
+        "fit_s": 2.0,
+        "fit_s_by_seed": [1.0, 3.0],
+        "epochs": 1,
+    }
+    assert cost["length 50, 100 examples, 4 cells"] == {"fit_s": 5.0, "epochs": 1}
+
+
+def test_data_bytes_counts_the_generators_arrays():
+    steps = 55
+    # training set made first: period, decay and three [n, steps] float64 arrays
+    assert sine.data_bytes(50, 5, 1_000, 10) == 8 * 1_000 * (2 + 3 * steps)
+    # a large evaluation set is made while the float32 training set is held
+    assert sine.data_bytes(50, 5, 10, 1_000) == 4 * steps * 10 + 8 * 1_000 * (2 + 3 * steps)
+
+
+def _fits_once_not_twice():
+    """A --n-train whose data takes about 60% of the free memory: one process fits, two don't."""
+    available = sine.available_memory()
+    if available is None:
+        pytest.skip("free memory cannot be read here")
+    return str(int(0.6 * available / sine.data_bytes(50, 5, 1, 0)))
+
+
+@pytest.mark.parametrize(
+    "options, names",
+    [
+        (["--n-train", "100000000"], "lower --n-train, --length or --n-eval"),
+        (["--jobs", "2", "--repeats", "2", "--n-train", None], "(or --jobs)"),
+        (["--experiment", "length", "--n-trains", "10,100000000"], "lower --n-trains"),
+    ],
+    ids=["n-train", "jobs", "experiment"],
+)
+def test_memory_guard_exits_2_before_importing_keras(tmp_path, options, names):
+    out = tmp_path / "out"
+    options = [_fits_once_not_twice() if o is None else o for o in options]
+    code = (
+        "import sys, stacked_lstm_damped_sine as s\n"
+        "try:\n    s.main(sys.argv[1:])\nfinally:\n"
+        "    print('keras imported' if 'keras' in sys.modules else 'no keras', file=sys.stderr)\n"
+    )
+    start = time.perf_counter()
+    done = _run_script([*options, "--out-dir", str(out)])
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 2
+    err = done.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the data would need about ")
+    assert "GiB is available" in err[0] and names in err[0]
+    assert not out.exists()
+    assert elapsed < 20  # no Keras import (that alone takes seconds)
+    # and in-process: keras is not imported by the time the guard answers
+    probe = subprocess.run(
+        [sys.executable, "-c", code, *options, "--out-dir", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=SCRIPT.parent,
+        timeout=120,
+    )
+    assert probe.returncode == 2
+    assert probe.stderr.strip().splitlines()[-1] == "no keras"
+    assert not out.exists()
