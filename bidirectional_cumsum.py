@@ -21,8 +21,9 @@ curve, a larger evaluation set (1,000 sequences; the lesson scores 100) with
 whole-sequence accuracy, two baselines (the majority label at each step, a
 forward-only LSTM), accuracy at each step, the lesson's suggested experiments
 (`--compare-directions`, `--compare-merge-modes`, and model size against sequence
-length: `--experiment size`), mean ± std over seeds (`--repeats`) and a metrics.json
-record of every run.
+length: `--experiment size`), mean ± std over seeds (`--repeats`), the independent
+trainings in parallel (`--jobs N`), each model's fit seconds and epochs, and a
+metrics.json record of every run.
 """
 
 import argparse
@@ -421,8 +422,8 @@ def train_model(define_model, seed, sizes, batch_size, epochs, verbose, summary=
 def lesson_trainings(args, seeds):
     """extra – every training of a lesson run, for run_trainings: each model with each seed.
 
-    The first seed's two lesson models come back whole, to be saved; its model summary
-    is printed during the training when it runs here (--jobs 1), else by run afterwards.
+    The first seed's two lesson models come back whole, to be saved. The model summary
+    is printed by the first training when it runs here (--jobs 1), else by run.
     """
     sizes = (args.n_timesteps, args.n_train, args.n_eval, args.n_predict)
     trainings = []
@@ -1059,14 +1060,16 @@ def run(args):
 
     # 10.3 to 10.6 with each seed, the baselines and the experiments: every training is
     # independent (its own seed, its own data), so --jobs runs them in parallel
-    builders = list(lesson_builders(args))
-    results = run_trainings(lesson_trainings(args, seeds), args.jobs, out_dir)
+    builders = lesson_builders(args)
+    if args.jobs > 1:  # a worker's output goes nowhere: show the lesson's model from here
+        builders["bidirectional_lstm"]().summary()
+    trained = run_trainings(lesson_trainings(args, seeds), args.jobs, out_dir)
     per_seed = [  # {model name: train_model's result}, one per seed
-        dict(zip(builders, results[i : i + len(builders)]))
-        for i in range(0, len(results), len(builders))
+        dict(zip(builders, trained[i : i + len(builders)]))
+        for i in range(0, len(trained), len(builders))
     ]
     timings = {"data": 0.0, "fit": 0.0, "evaluate": 0.0}
-    for result in results:
+    for result in trained:
         timings["data"] += result["data_s"]
         timings["fit"] += result["training"]["fit_s"]
         timings["evaluate"] += result["evaluate_s"]
@@ -1075,8 +1078,6 @@ def run(args):
     for seed, results in zip(seeds, per_seed):
         results["majority_per_step"] = results["bidirectional_lstm"]["majority_per_step"]
         if seed == args.seed:  # figures, models and predictions: from the first seed
-            if args.jobs > 1:  # the summary printed in a worker went nowhere
-                results["bidirectional_lstm"]["model"].summary()
             report_lesson(args, results, out_dir)
             record["majority_labels_by_step"] = results["majority_per_step"]["labels"]
             record["predictions"] = results["bidirectional_lstm"]["predictions"]
