@@ -637,12 +637,14 @@ def test_size_summary_and_answers():
             "fit_s",
         ],
     )
+    runs["epochs"] = 1  # a row of size_training holds the epochs trained too
     summary = bc.summarise_size(runs)
     assert len(summary) == 4
     first = bc.records(summary)[0]
     assert first["sequence_accuracy"] == pytest.approx(0.993)
     assert first["sequence_accuracy_std"] == pytest.approx(np.std([0.995, 0.991], ddof=1))
     assert first["sequence_accuracy_min"] == pytest.approx(0.991) and first["fit_s"] == 5.0
+    assert first["epochs"] == 1 and bc.size_table_rows(summary)[0]["epochs"] == 1
     answers = bc.size_answers(summary, target=0.99)
     smallest, fastest = answers[10]["smallest"], answers[10]["fastest"]
     assert (smallest["units"], smallest["n_train"], smallest["batch_size"]) == (5, 100, 10)
