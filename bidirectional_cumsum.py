@@ -21,8 +21,9 @@ curve, a larger evaluation set (1,000 sequences; the lesson scores 100) with
 whole-sequence accuracy, two baselines (the majority label at each step, a
 forward-only LSTM), accuracy at each step, the lesson's suggested experiments
 (`--compare-directions`, `--compare-merge-modes`, and model size against sequence
-length: `--experiment size`), mean ± std over seeds (`--repeats`) and a metrics.json
-record of every run.
+length: `--experiment size`), mean ± std over seeds (`--repeats`), the independent
+trainings in parallel (`--jobs N`), each model's fit seconds and epochs, and a
+metrics.json record of every run.
 """
 
 import argparse
@@ -202,11 +203,12 @@ def bidirectional_lstm(n_timesteps=10, n_units=50, merge_mode="concat"):
 # ---------------------------------------------------------------------------
 
 
-def predict_labels(model, X, chunk=10_000):
-    """Threshold the sigmoid outputs at 0.5 (Keras 3 has no predict_classes).
+def predict_probabilities(model, X, chunk=10_000):
+    """The model's sigmoid outputs for X, from direct calls on large chunks.
 
-    A direct call on large chunks gives model.predict()'s outputs without its
-    compiled batching loop, which took seconds to set up for a few sequences.
+    A direct call gives model.predict()'s outputs without its compiled batching loop,
+    which took seconds to set up for a few sequences, and which each new model traces
+    again (with many models, TensorFlow warns about that retracing).
     """
     import keras
 
@@ -214,7 +216,12 @@ def predict_labels(model, X, chunk=10_000):
         keras.ops.convert_to_numpy(model(X[i : i + chunk], training=False))
         for i in range(0, len(X), chunk)
     ]
-    return (np.concatenate(probs) > 0.5).astype(np.int64)
+    return np.concatenate(probs)
+
+
+def predict_labels(model, X, chunk=10_000):
+    """Threshold the sigmoid outputs at 0.5 (Keras 3 has no predict_classes)."""
+    return (predict_probabilities(model, X, chunk) > 0.5).astype(np.int64)
 
 
 def score_labels(y_true, y_pred):
@@ -228,9 +235,17 @@ def score_labels(y_true, y_pred):
 
 
 def evaluate_network(model, X, y):
-    """The loss from Keras, the accuracies from the thresholded predictions."""
-    result = model.evaluate(X, y, verbose=0, return_dict=True)
-    return dict(score_labels(y, predict_labels(model, X)), loss=float(result["loss"]))
+    """The loss (binary cross-entropy, as model.evaluate reports it) and the accuracies.
+
+    Both come from one set of direct calls: model.evaluate would compile (trace) a test
+    loop for each new model, and TensorFlow warns when that happens again and again.
+    """
+    import keras
+
+    probs = predict_probabilities(model, X)
+    loss = keras.ops.mean(keras.losses.binary_crossentropy(y.astype(probs.dtype), probs))
+    labels = (probs > 0.5).astype(np.int64)
+    return dict(score_labels(y, labels), loss=float(keras.ops.convert_to_numpy(loss)))
 
 
 # ---------------------------------------------------------------------------
@@ -300,6 +315,7 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, sum
 
 STREAMS = ["train", "eval", "predict", "figures"]
 COLUMNS = ["params", "loss", "per_step_accuracy", "sequence_accuracy"]
+COST_COLUMNS = ["fit s", "epochs"]  # each model's mean fit seconds per training, its epochs
 TITLES = {
     "compare_directions": "Input direction: same data, same budget",
     "compare_merge_modes": "Bidirectional merge mode: same data, same budget",
@@ -361,45 +377,83 @@ def lesson_data(seed, n_timesteps, n_train, n_eval, n_predict):
     }
 
 
-def run_seed(args, seed, timings):
-    """extra – the lesson, its baselines and the chosen experiments, with one seed.
+def lesson_builders(args):
+    """extra – the models a lesson run trains with each seed: {name: define_model}.
 
-    Every model trains once, on the same data. Returns {model name: run_lesson's
-    result}, plus the majority baseline.
+    "bidirectional_lstm" is the lesson's model (with --merge-mode), "forward_lstm" its
+    baseline; the --compare-* options add the others. Nothing is imported or built here.
     """
-    t, units, main_name = args.n_timesteps, args.units, f"bidirectional_{args.merge_mode}"
-    start = time.perf_counter()
-    data = lesson_data(seed, t, args.n_train, args.n_eval, args.n_predict)
-    timings["data"] += time.perf_counter() - start
-    builders = {main_name: partial(bidirectional_lstm, t, units, args.merge_mode)}
+    t, units = args.n_timesteps, args.units
+    builders = {"bidirectional_lstm": partial(bidirectional_lstm, t, units, args.merge_mode)}
     builders["forward_lstm"] = partial(forward_lstm, t, units)
     if args.compare_directions:
         builders["backward_lstm"] = partial(backward_lstm, t, units)
     if args.compare_merge_modes:  # the lesson's model is trained once, whatever its mode
         for mode in MERGE_MODES:
-            builders.setdefault(
-                f"bidirectional_{mode}", partial(bidirectional_lstm, t, units, mode)
-            )
-    results = {}
-    for name, define_model in builders.items():
-        summary = seed == args.seed and name == main_name
-        results[name] = run_lesson(
-            define_model, data, seed, args.batch_size, args.epochs, args.verbose, summary
-        )
-        results[name]["scores"]["params"] = results[name]["model"].count_params()
-        timings["fit"] += results[name]["training"]["fit_s"]
-        timings["evaluate"] += results[name]["evaluate_s"]
+            if mode != args.merge_mode:
+                builders[f"bidirectional_{mode}"] = partial(bidirectional_lstm, t, units, mode)
+    return builders
+
+
+def train_model(define_model, seed, sizes, batch_size, epochs, verbose, summary=False, keep=False):
+    """extra – one training: one model with one seed, the unit that --jobs runs in parallel.
+
+    Draws the seed's data (lesson_data; sizes: n_timesteps, n_train, n_eval, n_predict),
+    runs the lesson on it and returns plain results: run_lesson's, plus the parameter
+    count (in the scores), the epochs trained, the data's seconds and the majority
+    baseline of this seed's training labels. The model comes back only with keep (the
+    parent saves it); this function writes no file, so it may run in a worker process.
+    """
+    start = time.perf_counter()
+    data = lesson_data(seed, *sizes)
+    data_s = time.perf_counter() - start
+    result = run_lesson(define_model, data, seed, batch_size, epochs, verbose, summary)
+    model = result.pop("model")
+    result["scores"]["params"] = model.count_params()
     majority, y_eval = majority_baseline(data["train"][1]), data["eval"][1]
-    results["majority_per_step"] = {
+    result["majority_per_step"] = {
         "labels": majority.ravel().tolist(),
         "scores": score_labels(y_eval, predict_majority(majority, len(y_eval))),
     }
-    return results
+    epochs_trained = len(result["training"]["history"]["loss"])
+    return dict(result, data_s=data_s, epochs=epochs_trained, model=model if keep else None)
+
+
+def lesson_trainings(args, seeds):
+    """extra – every training of a lesson run, for run_trainings: each model with each seed.
+
+    The first seed's two lesson models come back whole, to be saved. The model summary
+    is printed by the first training when it runs here (--jobs 1), else by run.
+    """
+    sizes = (args.n_timesteps, args.n_train, args.n_eval, args.n_predict)
+    trainings = []
+    for seed in seeds:
+        for name, define_model in lesson_builders(args).items():
+            first = seed == args.seed
+            summary = first and name == "bidirectional_lstm" and args.jobs == 1
+            keep = first and name in ("bidirectional_lstm", "forward_lstm")
+            arguments = (define_model, seed, sizes, args.batch_size, args.epochs, args.verbose)
+            trainings.append((f"{name}, seed {seed}", train_model, (*arguments, summary, keep)))
+    return trainings
+
+
+def model_costs(per_seed):
+    """extra – each model's cost: mean fit seconds per training (and each seed's), epochs.
+
+    per_seed: a list (one per seed) of {model name: train_model's result}.
+    """
+    cost = {}
+    for name, first in per_seed[0].items():
+        fits = [results[name]["training"]["fit_s"] for results in per_seed]
+        cost[name] = {"fit_s": float(np.mean(fits)), "epochs": first["epochs"]}
+        if len(fits) > 1:
+            cost[name]["fit_s_by_seed"] = fits
+    return cost
 
 
 def result_tables(args):
-    """extra – each printed table: {table: {row: the model name in run_seed's results}}."""
-    main_name = f"bidirectional_{args.merge_mode}"
+    """extra – each printed table: {table: {row: the model name in lesson_builders}}."""
+    main_name = "bidirectional_lstm"
     tables = {"metrics": {"forward_lstm": "forward_lstm", "bidirectional_lstm": main_name}}
     if args.compare_directions:
         tables["compare_directions"] = {
@@ -408,13 +462,16 @@ def result_tables(args):
             "bidirectional": main_name,
         }
     if args.compare_merge_modes:
-        tables["compare_merge_modes"] = {mode: f"bidirectional_{mode}" for mode in MERGE_MODES}
+        tables["compare_merge_modes"] = {
+            mode: main_name if mode == args.merge_mode else f"bidirectional_{mode}"
+            for mode in MERGE_MODES
+        }
     return {key: {"majority_per_step": "majority_per_step", **rows} for key, rows in tables.items()}
 
 
 def report_lesson(args, results, out_dir):
     """extra – the first seed's evaluation, predictions, models and figures."""
-    bi, fwd = results[f"bidirectional_{args.merge_mode}"], results["forward_lstm"]
+    bi, fwd = results["bidirectional_lstm"], results["forward_lstm"]
     s = bi["scores"]
     print(
         f"\n10.5 evaluation on {args.n_eval:,} fresh sequences (seed {args.seed}): "
@@ -467,11 +524,17 @@ def compare_rows(per_seed_rows, metric="per_step_accuracy"):
     return out
 
 
-def table_rows(summary):
-    """extra – rows for print_table; 'mean ± std' text when there are several seeds."""
+def table_rows(summary, costs=None):
+    """extra – rows for print_table; 'mean ± std' text when there are several seeds.
+
+    costs: {row name: model_costs' entry} for the trained models (baselines: "-").
+    """
     rows = []
     for name, metrics in summary.items():
-        row = {"model": name}
+        cost = (costs or {}).get(name)
+        row = {"model": name, "fit s": "-", "epochs": "-"}
+        if cost:
+            row.update({"fit s": f"{cost['fit_s']:.1f}", "epochs": cost["epochs"]})
         for c in COLUMNS:
             if c not in metrics:
                 row[c] = "n/a"
@@ -597,49 +660,73 @@ SIZE_GRID = {  # the grid's defaults, given as on the command line (--grid-n-tim
 }
 SIZE_TARGET = 0.99  # the whole-sequence accuracy asked of a cell, on every seed
 SIZE_COLUMNS = ["steps", "units", "params", "sequences", "batch", "per-step", "whole sequence"]
-SIZE_COLUMNS += ["worst seed", "fit s"]
+SIZE_COLUMNS += ["worst seed", "fit s", "epochs"]
 
 
-def size_experiment(args, seeds, timings):
+def size_training(heading, cell, n_eval, n_predict, merge_mode, epochs, verbose):
+    """extra – one training of --experiment size: one grid cell with one seed.
+
+    cell: (seed, n_timesteps, units, n_train, batch_size). Returns (its row, its timings).
+    """
+    seed, t, units, n_train, batch_size = cell
+    print(heading)
+    define_model = partial(bidirectional_lstm, t, units, merge_mode)
+    result = train_model(
+        define_model, seed, (t, n_train, n_eval, n_predict), batch_size, epochs, verbose
+    )
+    scores, fit_s = result["scores"], result["training"]["fit_s"]
+    print(
+        f"  per-step accuracy {scores['per_step_accuracy']:.4f}, whole-sequence "
+        f"{scores['sequence_accuracy']:.4f}, fit {fit_s:.1f} s"
+    )
+    row = dict(
+        zip(["seed", *SIZE_KEYS], cell),
+        params=scores["params"],
+        per_step_accuracy=scores["per_step_accuracy"],
+        sequence_accuracy=scores["sequence_accuracy"],
+        fit_s=fit_s,
+        epochs=result["epochs"],
+    )
+    return row, {"data": result["data_s"], "fit": fit_s, "evaluate": result["evaluate_s"]}
+
+
+def size_experiment(args, seeds, timings, out_dir):
     """extra – train the lesson's model once per grid cell and seed; one row per training.
 
     Each training draws its data from its own seed's streams (lesson_data) and is seeded
-    on its own (run_lesson), so the trainings could run in any order, or in parallel,
+    on its own (run_lesson), so the trainings run in any order, or in parallel (--jobs),
     and give the same numbers. Returns a pandas DataFrame.
     """
-    import logging
-
     import pandas as pd
 
-    # a new model per training: TensorFlow's warning that it traces again is expected
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     grid = [getattr(args, "grid_" + key) for key in SIZE_KEYS]  # --grid-n-timesteps, ...
     cells = list(itertools.product(seeds, *grid))
+    trainings = []
+    for i, cell in enumerate(cells, 1):
+        heading = f"\n[{i}/{len(cells)}] seed {cell[0]}, {cell[1]} time steps, {cell[2]} units"
+        name = "seed {}, {} steps, {} units, {} sequences, batch {}".format(*cell)
+        options = (args.n_eval, args.n_predict, args.merge_mode, args.epochs, args.verbose)
+        trainings.append((name, size_training, (heading, cell, *options)))
     rows = []
-    for i, (seed, t, units, n_train, batch_size) in enumerate(cells, 1):
-        print(f"\n[{i}/{len(cells)}] seed {seed}, {t} time steps, {units} units")
-        start = time.perf_counter()
-        data = lesson_data(seed, t, n_train, args.n_eval, args.n_predict)
-        timings["data"] += time.perf_counter() - start
-        define_model = partial(bidirectional_lstm, t, units, args.merge_mode)
-        result = run_lesson(define_model, data, seed, batch_size, args.epochs, args.verbose)
-        scores, fit_s = result["scores"], result["training"]["fit_s"]
-        timings["fit"] += fit_s
-        timings["evaluate"] += result["evaluate_s"]
-        print(
-            f"  per-step accuracy {scores['per_step_accuracy']:.4f}, whole-sequence "
-            f"{scores['sequence_accuracy']:.4f}, fit {fit_s:.1f} s"
-        )
-        rows.append(
-            dict(
-                zip(["seed", *SIZE_KEYS], (seed, t, units, n_train, batch_size)),
-                params=result["model"].count_params(),
-                per_step_accuracy=scores["per_step_accuracy"],
-                sequence_accuracy=scores["sequence_accuracy"],
-                fit_s=fit_s,
-            )
-        )
+    for row, spent in run_trainings(trainings, args.jobs, out_dir):
+        rows.append(row)
+        for key, seconds in spent.items():
+            timings[key] += seconds
     return pd.DataFrame(rows)
+
+
+def size_costs(runs):
+    """extra – each grid cell's cost: mean fit seconds per training (and by seed), epochs."""
+    cost = {}
+    for cell, trained in runs.groupby(SIZE_KEYS):
+        name = "{} steps, {} units, {} sequences, batch {}".format(*cell)
+        cost[name] = {
+            "fit_s": float(trained["fit_s"].mean()),
+            "epochs": int(trained["epochs"].max()),
+        }
+        if len(trained) > 1:
+            cost[name]["fit_s_by_seed"] = trained["fit_s"].tolist()
+    return cost
 
 
 def summarise_size(runs):
@@ -654,6 +741,7 @@ def summarise_size(runs):
             sequence_accuracy_std=("sequence_accuracy", "std"),
             sequence_accuracy_min=("sequence_accuracy", "min"),
             fit_s=("fit_s", "mean"),
+            epochs=("epochs", "max"),
         )
         .reset_index()
     )
@@ -704,6 +792,7 @@ def size_table_rows(summary):
             "whole sequence": plus_minus(row, "sequence_accuracy", 3),
             "worst seed": f"{row['sequence_accuracy_min']:.3f}",
             "fit s": f"{row['fit_s']:.1f}",
+            "epochs": row["epochs"],
         }
         for row in records(summary)
     ]
@@ -758,7 +847,7 @@ def plot_size_experiment(summary, path, title, target=SIZE_TARGET):
 def run_size_experiment(args, seeds, record, out_dir):
     """extra – --experiment size: the grid's trainings, table, answers, figure and record."""
     timings = {"data": 0.0, "fit": 0.0, "evaluate": 0.0}
-    runs = size_experiment(args, seeds, timings)
+    runs = size_experiment(args, seeds, timings, out_dir)
     summary = summarise_size(runs)
     answers = size_answers(summary)
     how = f"mean ± std over seeds {seeds[0]}..{seeds[-1]}" if len(seeds) > 1 else f"seed {seeds[0]}"
@@ -786,6 +875,7 @@ def run_size_experiment(args, seeds, record, out_dir):
     )
     record.update(
         timings_s=timings,
+        cost=size_costs(runs),
         size_target=SIZE_TARGET,
         metrics=records(summary),
         answers={str(t): answer for t, answer in answers.items()},
@@ -838,6 +928,13 @@ def build_parser():
         default=1,
         help="run with seeds seed .. seed+N-1 and report mean ± std",
     )
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="run the independent trainings (--repeats, --compare-*, --experiment size) in N "
+        "worker processes; same numbers as 1, and each worker imports Keras again",
+    )
     for option, text in (
         ("--demo", "only show go_backwards and the merge modes on a small input, then stop"),
         ("--compare-directions", "also train forward, backward and bidirectional models"),
@@ -882,6 +979,40 @@ def build_parser():
     return parser
 
 
+# extra – the memory guard: get_sequences keeps X (float64) and y (int64) of each set,
+# 16 bytes per time step; while it labels a set, the comparison's bool mask (1 byte per
+# step) sits beside them (the float64 cumsum is freed before np.where makes y). Keras's
+# fit then holds its own copies of the training set: 28 bytes per step, measured
+# (1,000,000 sequences of 10 steps: 284 MB more at the peak of fit, batch 10 or 1,000).
+FIT_BYTES_PER_STEP = 28
+
+
+def data_memory(n_timesteps, n_train, n_eval, n_predict):
+    """extra – the peak bytes of one training's data: get_sequences' arrays and fit's copies."""
+    kept = 16 * n_timesteps * (n_train + n_eval + n_predict)
+    labelling = 1 * n_timesteps * max(n_train, n_eval, n_predict)
+    fitting = FIT_BYTES_PER_STEP * n_timesteps * n_train
+    return kept + max(labelling, fitting)
+
+
+def check_data_memory(args):
+    """extra – stop (exit 2) before Keras is imported if the data will not fit in memory.
+
+    Each process that trains holds one training's data at a time; with --jobs N that is
+    min(N, trainings) processes at once (this one holds none while they run).
+    """
+    if args.experiment == "size":  # the largest cell of the grid
+        sizes = (max(args.grid_n_timesteps), max(args.grid_n_train))
+        trainings = args.repeats * np.prod([len(getattr(args, "grid_" + k)) for k in SIZE_KEYS])
+        lower = "--grid-n-train, --grid-n-timesteps, --n-eval or --jobs"
+    else:
+        sizes = (args.n_timesteps, args.n_train)
+        trainings = args.repeats * len(lesson_builders(args))
+        lower = "--n-train, --n-timesteps, --n-eval or --jobs"
+    processes = max(1, min(args.jobs, int(trainings)))
+    check_memory(processes * data_memory(*sizes, args.n_eval, args.n_predict), lower)
+
+
 def parse_args(argv=None):
     args = parse_args_with_quick(build_parser(), argv, QUICK)
     for option, value in (
@@ -892,6 +1023,7 @@ def parse_args(argv=None):
             fail(
                 f"{option} must be 2 or more (got {value}): one step has no past or future to read"
             )
+    check_data_memory(args)
     return args
 
 
@@ -926,15 +1058,29 @@ def run(args):
     print(y)
     plot_sequence(X, y, out_dir / "example_sequence.png")
 
-    # 10.3 to 10.6 with each seed, the baselines and the experiments
+    # 10.3 to 10.6 with each seed, the baselines and the experiments: every training is
+    # independent (its own seed, its own data), so --jobs runs them in parallel
+    builders = lesson_builders(args)
+    if args.jobs > 1:  # a worker's output goes nowhere: show the lesson's model from here
+        builders["bidirectional_lstm"]().summary()
+    trained = run_trainings(lesson_trainings(args, seeds), args.jobs, out_dir)
+    per_seed = [  # {model name: train_model's result}, one per seed
+        dict(zip(builders, trained[i : i + len(builders)]))
+        for i in range(0, len(trained), len(builders))
+    ]
     timings = {"data": 0.0, "fit": 0.0, "evaluate": 0.0}
+    for result in trained:
+        timings["data"] += result["data_s"]
+        timings["fit"] += result["training"]["fit_s"]
+        timings["evaluate"] += result["evaluate_s"]
+    record["cost"] = costs = model_costs(per_seed)
     tables, by_seed = result_tables(args), []  # by_seed: {table: {row: scores}} per seed
-    for seed in seeds:
-        results = run_seed(args, seed, timings)
+    for seed, results in zip(seeds, per_seed):
+        results["majority_per_step"] = results["bidirectional_lstm"]["majority_per_step"]
         if seed == args.seed:  # figures, models and predictions: from the first seed
             report_lesson(args, results, out_dir)
             record["majority_labels_by_step"] = results["majority_per_step"]["labels"]
-            record["predictions"] = results[f"bidirectional_{args.merge_mode}"]["predictions"]
+            record["predictions"] = results["bidirectional_lstm"]["predictions"]
         by_seed.append(
             {
                 key: {row: results[name]["scores"] for row, name in rows.items()}
@@ -949,7 +1095,7 @@ def run(args):
     how = f"mean ± std over seeds {seeds[0]}..{seeds[-1]}" if len(seeds) > 1 else f"seed {seeds[0]}"
     print(f"\nResults on {args.n_eval:,} fresh evaluation sequences ({how}):")
     record["metrics"] = summarise(rows)
-    print_table(table_rows(record["metrics"]), ["model", *COLUMNS])
+    print_table(table_rows(record["metrics"], costs), ["model", *COLUMNS, *COST_COLUMNS])
     record["bidirectional_vs_baselines"] = gains = compare_rows(rows)
     for other, g in gains.items():
         spread = f" ± {g['per_step_std']:.4f}" if "per_step_std" in g else ""
@@ -964,7 +1110,8 @@ def run(args):
         if key in tables:
             record[key] = summary = summarise([tables_of_seed[key] for tables_of_seed in by_seed])
             print(f"\n{title} ({how}):")
-            print_table(table_rows(summary), ["model", *COLUMNS])
+            row_costs = {row: costs.get(name) for row, name in tables[key].items()}
+            print_table(table_rows(summary, row_costs), ["model", *COLUMNS, *COST_COLUMNS])
             plot_comparison(summary, out_dir / f"{key}.png", f"{title} ({how})")
 
     save_json(record, out_dir / "metrics.json")

@@ -196,12 +196,14 @@ def test_evaluation_set_does_not_change_with_n_train(monkeypatch):
     def fake_run_lesson(define_model, data, seed, *args, **kwargs):
         given_data.append(data)
         model = SimpleNamespace(count_params=lambda: 0)
-        return {"model": model, "scores": {}, "training": {"fit_s": 0.0}, "evaluate_s": 0.0}
+        training = {"fit_s": 0.0, "history": {"loss": [0.0]}}
+        return {"model": model, "scores": {}, "training": training, "evaluate_s": 0.0}
 
     monkeypatch.setattr(bc, "run_lesson", fake_run_lesson)
-    timings = {"data": 0.0, "fit": 0.0, "evaluate": 0.0}
     for n_train in ("300", "400"):
-        bc.run_seed(bc.parse_args(["--quick", "--n-train", n_train]), 7, timings)
+        args = bc.parse_args(["--quick", "--n-train", n_train])
+        for _, function, arguments in bc.lesson_trainings(args, [7]):
+            function(*arguments)
     first, last = given_data[0], given_data[-1]
     assert len(first["train"][0]) == 300 and len(last["train"][0]) == 400
     np.testing.assert_array_equal(first["eval"][0], last["eval"][0])
@@ -635,12 +637,14 @@ def test_size_summary_and_answers():
             "fit_s",
         ],
     )
+    runs["epochs"] = 1  # a row of size_training holds the epochs trained too
     summary = bc.summarise_size(runs)
     assert len(summary) == 4
     first = bc.records(summary)[0]
     assert first["sequence_accuracy"] == pytest.approx(0.993)
     assert first["sequence_accuracy_std"] == pytest.approx(np.std([0.995, 0.991], ddof=1))
     assert first["sequence_accuracy_min"] == pytest.approx(0.991) and first["fit_s"] == 5.0
+    assert first["epochs"] == 1 and bc.size_table_rows(summary)[0]["epochs"] == 1
     answers = bc.size_answers(summary, target=0.99)
     smallest, fastest = answers[10]["smallest"], answers[10]["fastest"]
     assert (smallest["units"], smallest["n_train"], smallest["batch_size"]) == (5, 100, 10)
@@ -745,3 +749,179 @@ def test_saved_models_load_in_safe_mode_and_predict_as_scored(tmp_path, capsys):
         model = keras.saving.load_model(out / f"{name}.keras", safe_mode=True)
         scores = bc.score_labels(y_eval, bc.predict_labels(model, X_eval))
         assert scores["per_step_accuracy"] == record["metrics"][name]["per_step_accuracy"]
+
+
+# ---------------------------------------------------------------------------
+# issue 12: --jobs, the cost of each model, the memory guard; issue 13: no retracing
+# ---------------------------------------------------------------------------
+
+
+def run_script(args, timeout=600):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    cmd = [sys.executable, str(SCRIPT), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_jobs_2_gives_the_numbers_of_jobs_1(tmp_path):
+    """Each training seeds itself: in worker processes it gives the same numbers."""
+    small = ["--quick", "--verbose", "0", "--repeats", "2", "--compare-directions"]
+    small += ["--n-train", "300", "--n-eval", "50", "--n-predict", "3"]
+    records = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}"
+        done = run_script([*small, "--jobs", jobs, "--out-dir", str(out)])
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert ("6 trainings in 2 worker processes" in done.stdout) == (jobs == "2")
+        check_files_whole(out)
+        records[jobs] = json.loads((out / "metrics.json").read_text())
+        # the parent printed the lesson's steps and saved the first seed's models
+        assert "Total params: " in done.stdout and done.stdout.count("y=[") == 3
+        assert "10.5 evaluation on 50 fresh sequences" in done.stdout
+        assert {"bidirectional_lstm.keras", "forward_lstm.keras"} <= {p.name for p in out.iterdir()}
+    one, two = records["1"], records["2"]
+    assert one["args"]["jobs"] == 1 and two["args"]["jobs"] == 2
+    for record in (one, two):  # timings differ, and so do the arguments (--jobs, --out-dir)
+        for key in ("timings_s", "args"):
+            record.pop(key)
+        for cost in record.pop("cost").values():
+            assert cost["epochs"] == 1 and len(cost["fit_s_by_seed"]) == 2
+    assert one == two
+
+
+def test_ctrl_c_with_jobs_2_stops_the_workers_and_leaves_whole_files(tmp_path):
+    out = tmp_path / "out"
+    log = tmp_path / "stdout.txt"
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, str(SCRIPT), "--quick", "--repeats", "2", "--jobs", "2"]
+    cmd += ["--n-train", "20000", "--out-dir", str(out)]
+    with open(log, "w") as stdout:
+        proc = subprocess.Popen(
+            cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while "trainings in 2 worker processes" not in log.read_text():
+                assert proc.poll() is None, "the run ended before the workers started"
+                assert time.monotonic() < deadline, "the workers did not start in time"
+                time.sleep(0.2)
+            time.sleep(3.0)  # the workers are importing Keras or training
+            os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C hits the whole group
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "interrupted: stopped early; files already written are complete"
+    )
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".tmp-")]
+    assert not (out / "metrics.json").exists()
+    check_files_whole(out)
+    deadline = time.monotonic() + 30  # the workers are gone: nothing left in the group
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("worker processes were still running 30 s after the run stopped")
+
+
+def test_cost_of_each_model_in_the_record_and_the_table(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["--quick", "--verbose", "0", "--repeats", "2", "--n-train", "200", "--n-eval", "50"]
+    assert bc.main([*args, "--compare-merge-modes", "--n-predict", "2", "--out-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((out / "metrics.json").read_text())
+    cost = record["cost"]
+    names = {"bidirectional_lstm", "forward_lstm", "bidirectional_sum", "bidirectional_mul"}
+    assert set(cost) == names | {"bidirectional_ave"}
+    total = 0.0
+    for entry in cost.values():
+        assert entry["epochs"] == 1 and len(entry["fit_s_by_seed"]) == 2
+        assert entry["fit_s"] == pytest.approx(np.mean(entry["fit_s_by_seed"]))
+        total += sum(entry["fit_s_by_seed"])
+    assert record["timings_s"]["fit"] == pytest.approx(total)  # the run's total fit time
+    # the scores stay scores: no fit time beside them
+    for rows in (record["metrics"], *record["per_seed"].values(), record["compare_merge_modes"]):
+        assert not [key for row in rows.values() for key in row if "fit" in key]
+    # the table: fit seconds and epochs for each trained model, "-" for the baseline
+    lines = printed.splitlines()
+    header = next(line for line in lines if line.startswith("model ") and "fit s" in line)
+    assert header.split()[-3:] == ["fit", "s", "epochs"]
+    majority = next(line for line in lines if line.startswith("majority_per_step"))
+    assert majority.split()[-2:] == ["-", "-"]
+    forward = next(line for line in lines if line.startswith("forward_lstm "))
+    assert forward.split()[-2:] == [f"{cost['forward_lstm']['fit_s']:.1f}", "1"]
+    concat = next(line for line in lines if line.startswith("concat "))
+    assert concat.split()[-2:] == [f"{cost['bidirectional_lstm']['fit_s']:.1f}", "1"]
+
+
+def test_memory_estimate_counts_the_generated_arrays_and_fits_copies():
+    t, n_train, n_eval, n_predict = 12, 3_000, 500, 4
+    data = bc.lesson_data(3, t, n_train, n_eval, n_predict)
+    kept = sum(array.nbytes for pair in data.values() for array in pair)
+    assert kept == 16 * t * (n_train + n_eval + n_predict)
+    expected = kept + bc.FIT_BYTES_PER_STEP * t * n_train
+    assert bc.data_memory(t, n_train, n_eval, n_predict) == expected
+    # a set far larger than the training set: its labelling mask is the larger extra
+    assert bc.data_memory(t, 10, 10**6, 1) == 16 * t * (10 + 10**6 + 1) + t * 10**6
+
+
+def test_memory_guard_counts_the_workers_and_the_largest_cell(monkeypatch):
+    seen = []
+    monkeypatch.setattr(bc, "check_memory", lambda need, lower: seen.append((need, lower)))
+    bc.parse_args(["--quick", "--repeats", "3", "--jobs", "4"])  # 6 trainings, 4 at once
+    one = bc.data_memory(10, bc.QUICK["n_train"], bc.QUICK["n_eval"], 10)
+    assert seen[-1] == (4 * one, "--n-train, --n-timesteps, --n-eval or --jobs")
+    bc.parse_args(["--quick", "--jobs", "8"])  # 2 trainings: at most 2 processes
+    assert seen[-1][0] == 2 * one
+    bc.parse_args(["--experiment", "size", "--grid-n-train", "100,900", "--n-eval", "50"])
+    cell = bc.data_memory(20, 900, 50, 10)  # the default grid's longest sequences
+    assert seen[-1][0] == cell and "--grid-n-train" in seen[-1][1]
+
+
+def test_memory_guard_stops_before_keras_is_imported(tmp_path):
+    out = tmp_path / "out"
+    code = (
+        "import sys\n"
+        "import bidirectional_cumsum as bc\n"
+        "try:\n"
+        f"    bc.main(['--n-train', '100000000', '--out-dir', {str(out)!r}])\n"
+        "except SystemExit as e:\n"
+        "    print(e.code, 'keras' in sys.modules, 'tensorflow' in sys.modules)\n"
+    )
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=SCRIPT.parent, capture_output=True, text=True, timeout=60
+    )
+    assert time.monotonic() - start < 20
+    assert done.stdout.split() == ["2", "False", "False"], done.stderr
+    err = done.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the data would need about 41.0 GiB")
+    assert "GiB is available" in err[0] and "--n-train" in err[0]
+    assert not out.exists()
+
+
+def test_evaluation_uses_direct_calls_and_matches_keras_evaluate():
+    """No compiled evaluate or predict loop per model: TensorFlow traced one for each
+    new model and warned about the retracing (issue 13)."""
+    import keras
+
+    X, y = bc.get_sequences(300, 6, rng=5)
+    keras.utils.set_random_seed(5)
+    model = bc.bidirectional_lstm(6, 4)
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model.fit(X, y, batch_size=30, epochs=1, verbose=0)
+    expected = model.evaluate(X, y, verbose=0, return_dict=True)
+
+    def no_loop(*args, **kwargs):
+        raise AssertionError("evaluate_network must not compile a loop")
+
+    model.evaluate = model.predict = no_loop
+    scores = bc.evaluate_network(model, X, y)
+    assert scores["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    assert scores["per_step_accuracy"] == pytest.approx(expected["accuracy"], abs=1e-6)
