@@ -5,18 +5,25 @@ Description: Times each lesson's default training both ways, alternating, in one
     python benchmarks/bench_training.py             # all lessons, 3 rounds, writes RESULTS.md
     python benchmarks/bench_training.py --rounds 5 --lessons sine cumsum
     python benchmarks/bench_training.py --levers    # also time each speed lever on its own
+    python benchmarks/bench_training.py --backends tensorflow jax torch  # side by side
 
 For every lesson it trains the lesson's default configuration twice per round, on the
 same data with the same seed:
   (a) plain Keras: `compile()` with its defaults, nothing tuned;
   (b) the script: its own training function, with the speed levers it keeps.
-The order alternates between rounds, so a noisy neighbour hurts both alike. It reports
+The order alternates between rounds, so a noisy neighbour hurts both alike. Both run with
+the thread counts the scripts set (`same_thread_counts`: one thread per pool). It reports
 the median fit seconds of each, the ratio b/a, the accuracy metric of both, the wall
 time of `--help`, and the peak RSS of each script's default run (a subprocess).
 The numbers go to stdout and to benchmarks/RESULTS.md.
+
+With --backends, each round runs the lessons once on every backend named (a child process
+each, KERAS_BACKEND set, the order of the backends alternating between rounds), and the
+medians go side by side to benchmarks/BACKENDS.md.
 """
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -320,12 +327,75 @@ def versions():
         "keras": keras.__version__,
         "numpy": np.__version__,
     }
-    for package in ("tensorflow", "jax"):
+    for package in ("tensorflow", "jax", "torch"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:
             pass
     return found, keras.backend.backend()
+
+
+CHILD_RUNS = {}  # lesson: (fit seconds per round, metrics), for --json
+
+
+def compare_backends(args):
+    """Each round: every backend once, in a child process; medians side by side."""
+    import tempfile
+
+    results = args.results or ROOT / "benchmarks" / "BACKENDS.md"
+    seconds = {
+        b: {name: {"a plain": [], "b script": []} for name in args.lessons} for b in args.backends
+    }
+    metrics, found, started = {}, {}, time.perf_counter()
+    for r in range(args.rounds):
+        order = args.backends if r % 2 == 0 else args.backends[::-1]
+        for backend in order:
+            print(f"round {r + 1}: {backend}", flush=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "raw.json"
+                command = [sys.executable, __file__, "--rounds", "1", "--no-default-runs"]
+                command += ["--lessons", *args.lessons, "--json", str(out)]
+                command += ["--results", str(Path(tmp) / "report.md")]
+                env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+                subprocess.run(command, check=True, env=env)
+                raw = json.loads(out.read_text())
+            found[backend] = raw["versions"]
+            for name, entry in raw["lessons"].items():
+                for label, values in entry["runs"].items():
+                    seconds[backend][name][label] += values
+                metrics[(backend, name)] = entry["metrics"]
+    lines = [
+        "# Fit seconds on each Keras backend",
+        "",
+        f"Made by `python benchmarks/bench_training.py --backends {' '.join(args.backends)} "
+        f"--rounds {args.rounds}` on {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, "
+        + "; ".join(
+            f"{b}: " + ", ".join(f"{k} {v}" for k, v in found[b].items()) for b in args.backends
+        )
+        + ".",
+        "",
+        "Each round runs every lesson's default training on every backend, a fresh process per backend,",
+        "the backends' order alternating between rounds. Fit seconds are medians over the rounds:",
+        "(a) plain Keras (`compile()` defaults), (b) as the script trains it (its SPEED, chosen per backend).",
+        "",
+        "| lesson | " + " | ".join(f"{b} (a) plain | {b} (b) script" for b in args.backends) + " |",
+        "| --- | " + " | ".join("--- | ---" for _ in args.backends) + " |",
+    ]
+    for name in args.lessons:
+        cells = []
+        for b in args.backends:
+            a, s = (statistics.median(seconds[b][name][k]) for k in ("a plain", "b script"))
+            cells.append(f"{a:.1f} | {s:.1f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "The metric of (b) on each backend (last round):", ""]
+    for (backend, name), score in metrics.items():
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in score["b script"].items())
+        lines.append(f"- {name}, {backend}: {shown}")
+    lines += ["", f"The benchmark took {(time.perf_counter() - started) / 60:.1f} minutes.", ""]
+    results.write_text("\n".join(lines))
+    print("\n".join(lines))
+    print(f"wrote {results}")
+    return 0
 
 
 def main(argv=None):
@@ -354,12 +424,28 @@ def main(argv=None):
     parser.add_argument(
         "--results",
         type=Path,
-        default=ROOT / "benchmarks" / "RESULTS.md",
-        help="where to write the report",
+        default=None,
+        help="where to write the report (default: benchmarks/RESULTS.md, with --backends "
+        "benchmarks/BACKENDS.md)",
     )
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=("tensorflow", "jax", "torch"),
+        default=None,
+        help="time the lessons on each of these Keras backends, side by side",
+    )
+    parser.add_argument("--json", type=Path, default=None, help=argparse.SUPPRESS)  # children
     args = parser.parse_args(argv)
+    if args.backends:
+        return compare_backends(args)
+    args.results = args.results or ROOT / "benchmarks" / "RESULTS.md"
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # the thread counts the scripts run with (run_main sets them), for plain Keras too
+    from stacked_lstm_damped_sine import same_thread_counts
+
+    same_thread_counts()
     found, backend = versions()
     started = time.perf_counter()
     lines = [
@@ -381,6 +467,7 @@ def main(argv=None):
     for name in args.lessons:
         print(f"{name}: {args.rounds} rounds", flush=True)
         runs, metrics, lever_rows = bench_lesson(name, args.rounds, args.levers)
+        CHILD_RUNS[name] = (runs, metrics)
         a, b = statistics.median(runs["a plain"]), statistics.median(runs["b script"])
         ratio = b / a
         verdict = "met" if ratio <= TARGETS[name] else f"missed by {ratio - TARGETS[name]:.2f}"
@@ -422,6 +509,12 @@ def main(argv=None):
                 f"{script}: --help {help_s:.2f} s, default run {wall:.0f} s, peak RSS {rss:.0f} MB",
                 flush=True,
             )
+    if args.json:  # a child of --backends: its raw numbers
+        raw = {
+            name: {"runs": CHILD_RUNS[name][0], "metrics": CHILD_RUNS[name][1]}
+            for name in CHILD_RUNS
+        }
+        args.json.write_text(json.dumps({"versions": found, "lessons": raw}))
     lines += ["", f"The benchmark took {(time.perf_counter() - started) / 60:.1f} minutes.", ""]
     # a hand-written notes section at the end of an earlier report is kept
     if args.results.exists() and NOTES in args.results.read_text():
