@@ -18,6 +18,7 @@ scores (MASE, skill against naive), more baselines, and a Diebold-Mariano test.
     python stock_lstm_compare.py                     # the lesson: 4 networks x 50 epochs
     python stock_lstm_compare.py --protocol strict   # the forecaster's evaluation, leak-free
     python stock_lstm_compare.py --quick             # every step in seconds
+    python stock_lstm_compare.py --jobs 2            # the trainings in 2 worker processes
     python stock_lstm_compare.py --help
 
 Data: `--csv` reads Kaggle's S&P 500 files (see data/README.md). Without it the
@@ -27,8 +28,9 @@ prices that matplotlib ships (nothing is downloaded).
 Beyond the lesson (marked `extra –`): a naive last-value baseline scored on the
 networks' own test targets; SMA and EMA rescored as 4-step-ahead forecasts of the
 same targets; errors in price units; the strict protocol (--folds, --target,
---tickers); several seeds (`--repeats`); one results table, a bar chart and a
-metrics.json record.
+--tickers); several seeds (`--repeats`); independent trainings in worker processes
+(`--jobs`); one results table with each network's fit seconds and epochs, a bar chart
+and a metrics.json record.
 """
 
 import argparse
@@ -67,10 +69,12 @@ NETWORKS = ("feed_forward", "simple_gru", "simple_lstm", "lstm_stacked")
 VAL_FRACTION = 0.2  # strict protocol: the last 20% of the training part validates
 KAGGLE_CSV = Path("data") / "all_stocks_5yr.csv"  # used when present and no --csv
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}  # what --csv files may use
-# The memory guard: reading a CSV as text peaked at 8.6x its size on disk (a 52 MiB file of
-# 1e6 rows in Kaggle's format; 64x for the 58 KB AAL file, where a fixed 4 MiB dominates).
-# A worker holds its windows in float32 and Keras's copy of them: counted, about 2x the file.
-CSV_MEMORY_FACTOR, WORKER_MEMORY_FACTOR = 9, 2
+# The memory guard, in multiples of the CSV's size on disk, measured on a 52 MiB file of 1e6
+# rows in Kaggle's format (the 58 KB AAL file: 64x, where a fixed 4 MiB dominates). Reading
+# it as text peaked at 8.6x. The strict protocol then makes the windows of the whole series
+# (2x, for a while) and keeps each fold's until it is scored (at most 0.65x each). A worker
+# holds one fold's windows, the copy it was sent and Keras's copy: about 2x.
+CSV_MEMORY_FACTOR, WINDOWS_MEMORY_FACTOR, WORKER_MEMORY_FACTOR = 9, 2, 2
 # --loss huber: quadratic for errors below delta, linear above. The targets are scaled to
 # about [0, 1], where a day's 4-step error is a few hundredths (naive: 0.055 on the fallback
 # data), so Keras's delta of 1.0 would be plain 0.5 x MSE. 0.05 puts the bend among the
@@ -1201,7 +1205,7 @@ def naive_scale(past, horizon):
     return mae(past[horizon:], past[:-horizon])
 
 
-def evaluate_fold(mid, t, fold, args):
+def prepare_fold(mid, t, fold, args):
     """One origin, fitted on what is known there: the networks' data and the baselines.
 
     Returns (setup, known): setup, what every network of the fold trains and is scored on
@@ -1385,7 +1389,7 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
     prepared, trainings = [], []
     for k, fold in enumerate(folds, start=1):
         t0 = time.perf_counter()
-        prepared.append((*evaluate_fold(mid, t, fold, args), time.perf_counter() - t0))
+        prepared.append((*prepare_fold(mid, t, fold, args), time.perf_counter() - t0))
         targets = t[fold["test"]] + horizon
         heading = (
             f"fold {k}/{len(folds)}: origin {dates[fold['origin']]}; trains on "
@@ -2037,15 +2041,18 @@ def parse_args(argv=None):
 def memory_estimate(args):
     """extra – the peak bytes the data will need, from the CSV's size on disk (0 without one).
 
-    This process keeps the CSV read as text (pandas: CSV_MEMORY_FACTOR times the file's
-    size, measured); each --jobs worker holds its windows (WORKER_MEMORY_FACTOR times it).
+    This process keeps the CSV read as text; strict: plus the windows, and one set per
+    fold; each --jobs worker holds one fold's windows (see CSV_MEMORY_FACTOR).
     """
     csv = args.csv or (KAGGLE_CSV if KAGGLE_CSV.is_file() else None)
     if csv is None or not Path(csv).is_file():
         return 0  # the fallback is small; a missing file is reported when it is read
     trainings = len(args.models) * args.repeats * (args.folds if args.protocol == "strict" else 1)
     workers = 0 if min(args.jobs, trainings) == 1 else min(args.jobs, trainings)  # run_trainings
-    return Path(csv).stat().st_size * (CSV_MEMORY_FACTOR + WORKER_MEMORY_FACTOR * workers)
+    factor = CSV_MEMORY_FACTOR + WORKER_MEMORY_FACTOR * workers
+    if args.protocol == "strict":
+        factor += WINDOWS_MEMORY_FACTOR + args.folds  # a fold's windows: below 1x
+    return Path(csv).stat().st_size * factor
 
 
 def load_stock(args, ticker):
