@@ -894,6 +894,7 @@ def test_help_answers_without_importing_keras_or_sklearn():
     )
     assert result.returncode == 0, result.stderr
     assert "--protocol" in result.stdout and "--ticker" in result.stdout
+    assert "--jobs JOBS" in result.stdout and "(default: 1)" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
@@ -1083,6 +1084,8 @@ ARGPARSE_CASES = [
     ["--learning-rate", "-1"],
     ["--optimizer", "lbfgs"],
     ["--loss", "hinge"],
+    ["--jobs", "0"],
+    ["--jobs", "two"],
 ]
 
 
@@ -1646,3 +1649,20 @@ def test_the_memory_estimate_grows_with_the_csv_and_the_workers(tmp_path):
     assert estimate(large, "--jobs", "8") == estimate(large, "--jobs", "4") > estimate(large)
     assert estimate(large, "--jobs", "8", "--models", "feed_forward") == estimate(large)
     assert slc.memory_estimate(slc.parse_args([])) == 0  # the fallback: no CSV
+
+
+def test_the_memory_guard_answers_before_keras_is_imported(tmp_path):
+    csv = write_csv(tmp_path / "prices.csv", price_rows("AAL", 400))
+    code = (
+        "import sys, stock_lstm_compare as s\n"
+        "s.available_memory = lambda: 1000  # bytes: less than any CSV needs\n"
+        f"try:\n    s.main(['--csv', {str(csv)!r}, '--out-dir', {str(tmp_path / 'out')!r}])\n"
+        "except SystemExit as e:\n    print(e.code)\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'sklearn', 'pandas') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split() == ["2", "[]"], result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "memory" in result.stderr
+    assert not (tmp_path / "out").exists()
