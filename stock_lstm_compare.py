@@ -69,12 +69,13 @@ NETWORKS = ("feed_forward", "simple_gru", "simple_lstm", "lstm_stacked")
 VAL_FRACTION = 0.2  # strict protocol: the last 20% of the training part validates
 KAGGLE_CSV = Path("data") / "all_stocks_5yr.csv"  # used when present and no --csv
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}  # what --csv files may use
-# The memory guard, in multiples of the CSV's size on disk, measured on a 52 MiB file of 1e6
-# rows in Kaggle's format (the 58 KB AAL file: 64x, where a fixed 4 MiB dominates). Reading
-# it as text peaked at 8.6x. The strict protocol then makes the windows of the whole series
-# (2x, for a while) and keeps each fold's until it is scored (at most 0.65x each). A worker
-# holds one fold's windows, the copy it was sent and Keras's copy: about 2x.
-CSV_MEMORY_FACTOR, WINDOWS_MEMORY_FACTOR, WORKER_MEMORY_FACTOR = 9, 2, 2
+# The memory guard, measured on a 52 MiB CSV of 1e6 rows in Kaggle's format. Reading a CSV
+# as text peaked at 8.6x its size on disk (the 58 KB AAL file: 64x, a fixed 4 MiB). The
+# strict protocol then makes the windows of the whole series (2x, for a while) and keeps
+# each fold's until it is scored (50 bytes per window). Training and predicting peaked at
+# 0.96 KB per window (feed_forward, 999,000 windows: predict_splits runs them in one call).
+CSV_MEMORY_FACTOR, WINDOWS_MEMORY_FACTOR = 9, 2  # x the CSV's size on disk
+FOLD_BYTES, TRAINING_BYTES = 64, 1024  # per window: a fold's, kept; a training's peak
 # --loss huber: quadratic for errors below delta, linear above. The targets are scaled to
 # about [0, 1], where a day's 4-step error is a few hundredths (naive: 0.055 on the fallback
 # data), so Keras's delta of 1.0 would be plain 0.5 x MSE. 0.05 puts the bend among the
@@ -2034,25 +2035,30 @@ def parse_args(argv=None):
     args.folds, args.target = args.folds or 5, args.target or "price"
     args.models = [name for name in NETWORKS if name in args.models]  # in the lesson's order
     args.out_dir = args.out_dir or Path("outputs") / Path(__file__).stem / args.protocol
-    check_memory(memory_estimate(args), "--jobs, or pass a smaller --csv (fewer rows)")
+    check_memory(memory_estimate(args), "--jobs or --train-size/--test-size, or a smaller --csv")
     return args
 
 
 def memory_estimate(args):
-    """extra – the peak bytes the data will need, from the CSV's size on disk (0 without one).
+    """extra – the peak bytes the data will need, from the CSV's size and the split's sizes.
 
-    This process keeps the CSV read as text; strict: plus the windows, and one set per
-    fold; each --jobs worker holds one fold's windows (see CSV_MEMORY_FACTOR).
+    This process reads the CSV as text (strict: then the windows of the whole series, and
+    each fold's); every process that trains (this one, or each --jobs worker) holds the
+    windows of train + test rows. No CSV (the small fallback data): 0. See FOLD_BYTES.
     """
     csv = args.csv or (KAGGLE_CSV if KAGGLE_CSV.is_file() else None)
     if csv is None or not Path(csv).is_file():
-        return 0  # the fallback is small; a missing file is reported when it is read
-    trainings = len(args.models) * args.repeats * (args.folds if args.protocol == "strict" else 1)
-    workers = 0 if min(args.jobs, trainings) == 1 else min(args.jobs, trainings)  # run_trainings
-    factor = CSV_MEMORY_FACTOR + WORKER_MEMORY_FACTOR * workers
+        return 0  # a missing file is reported when it is read
+    size = Path(csv).stat().st_size
+    # the windows: train + test rows, at most the file's rows (a line is 16 bytes or more)
+    rows = min(sum(split_sizes(size, args.train_size, args.test_size)), size // 16)
+    folds = args.folds if args.protocol == "strict" else 1
+    trainings = len(args.models) * args.repeats * folds
+    trainers = min(args.jobs, trainings)  # processes training at once (1: this one)
+    need = size * CSV_MEMORY_FACTOR + trainers * rows * TRAINING_BYTES * max(1.0, args.scale)
     if args.protocol == "strict":
-        factor += WINDOWS_MEMORY_FACTOR + args.folds  # a fold's windows: below 1x
-    return Path(csv).stat().st_size * factor
+        need += size * WINDOWS_MEMORY_FACTOR + folds * rows * FOLD_BYTES
+    return int(need)
 
 
 def load_stock(args, ticker):
@@ -2164,6 +2170,7 @@ def run(args):
             report = out_dir if r == 0 and inline else None
             call = (name, setup, args, seed, f"Training: {name}{of}", report, r == 0 and not inline)
             trainings.append((f"{name} seed {seed}", lesson_training, call))
+    # each training seeds itself: here one after another, or in --jobs worker processes
     results_in_order = iter(run_trainings(trainings, args.jobs, out_dir))
     for r in range(len(seeds)):
         for name in args.models:

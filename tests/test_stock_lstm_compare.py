@@ -1613,41 +1613,43 @@ def test_ctrl_c_with_jobs_2_exits_130_and_stops_the_workers(tmp_path):
 
 def test_a_csv_too_big_for_the_memory_left_exits_2_with_one_line(tmp_path, capsys, monkeypatch):
     csv = write_csv(tmp_path / "big.csv", price_rows("AAL", 3000, seed=2))
-    size = csv.stat().st_size
     out_dir = tmp_path / "out"
-    argv = ["--csv", csv, "--quick", "--out-dir", out_dir]
-    # room for this process's copy of the CSV, not for two workers' windows as well
-    room = size * (slc.CSV_MEMORY_FACTOR + slc.WORKER_MEMORY_FACTOR)
+    argv = ["--csv", str(csv), "--quick", "--out-dir", str(out_dir)]
+    one, two = (slc.memory_estimate(slc.parse_args([*argv, "--jobs", j])) for j in "12")
+    assert two > one > csv.stat().st_size * slc.CSV_MEMORY_FACTOR
+    room = (one + two) // 2  # room for one training process, not for two workers
     monkeypatch.setattr(slc, "available_memory", lambda: room)
-    assert slc.memory_estimate(slc.parse_args([*map(str, argv), "--jobs", "1"])) < room
+    assert slc.parse_args([*argv, "--jobs", "1"]).jobs == 1
     with pytest.raises(SystemExit) as stopped:
-        slc.main([*map(str, argv), "--jobs", "2"])
+        slc.main([*argv, "--jobs", "2"])
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    need = size * (slc.CSV_MEMORY_FACTOR + 2 * slc.WORKER_MEMORY_FACTOR)
-    assert f"about {need / 2**30:.1f} GiB" in err and f"{room / 2**30:.1f} GiB is available" in err
-    assert "lower --jobs" in err and "--csv" in err
+    assert f"about {two / 2**30:.1f} GiB" in err and f"{room / 2**30:.1f} GiB is available" in err
+    assert "lower --jobs or --train-size/--test-size" in err
     assert not out_dir.exists()  # nothing written
-    # a lower limit stops even one process; with memory that can't be read, no guard
-    monkeypatch.setattr(slc, "available_memory", lambda: size)
-    with pytest.raises(SystemExit):
-        slc.parse_args([*map(str, argv), "--jobs", "1"])
+    # with memory that can't be read, no guard
     monkeypatch.setattr(slc, "available_memory", lambda: None)
-    assert slc.parse_args([*map(str, argv), "--jobs", "2"]).jobs == 2
+    assert slc.parse_args([*argv, "--jobs", "2"]).jobs == 2
 
 
-def test_the_memory_estimate_grows_with_the_csv_and_the_workers(tmp_path):
+def test_the_memory_estimate_grows_with_the_csv_the_split_and_the_workers(tmp_path):
     small = write_csv(tmp_path / "small.csv", price_rows("AAL", 300))
     large = write_csv(tmp_path / "large.csv", price_rows("AAL", 3000))
 
     def estimate(csv, *more):
         return slc.memory_estimate(slc.parse_args(["--csv", str(csv), *more]))
 
-    assert estimate(large) == large.stat().st_size * slc.CSV_MEMORY_FACTOR > estimate(small)
-    # workers: at most one per training (4 networks here, 1 with --models feed_forward)
-    assert estimate(large, "--jobs", "8") == estimate(large, "--jobs", "4") > estimate(large)
+    assert estimate(large) > estimate(small)
+    # each training process holds the windows of the lesson's 1,000 + 251 rows
+    assert estimate(large, "--jobs", "2") - estimate(large) == 1251 * slc.TRAINING_BYTES
+    # at most one worker per training (4 networks here, 1 with --models feed_forward)
+    assert estimate(large, "--jobs", "8") == estimate(large, "--jobs", "4")
     assert estimate(large, "--jobs", "8", "--models", "feed_forward") == estimate(large)
+    assert estimate(large, "--train-size", "2000") > estimate(large)
+    # a split larger than the file counts the file's rows at most (check_sizes then says so)
+    assert estimate(large, "--train-size", "10000000000") < 2**30
+    assert estimate(large, "--protocol", "strict") > estimate(large)
     assert slc.memory_estimate(slc.parse_args([])) == 0  # the fallback: no CSV
 
 
