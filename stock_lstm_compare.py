@@ -1644,6 +1644,7 @@ def run_strict(args):
     stocks = [load_stock(args, ticker) for ticker in resolve_tickers(args)]
     out_dir = prepare_out_dir(args.out_dir)
     horizon = args.foresight + 1
+    network_cache().clear()  # this run's networks only (tests run several in one process)
     evaluation, fold_logs, data, forecasts, spent = {}, {}, {}, {}, {}
     for stock in stocks:
         name, mid, dates = stock["name"], stock["mid"], stock["data"]["dates"]
