@@ -18,6 +18,7 @@ scores (MASE, skill against naive), more baselines, and a Diebold-Mariano test.
     python stock_lstm_compare.py                     # the lesson: 4 networks x 50 epochs
     python stock_lstm_compare.py --protocol strict   # the forecaster's evaluation, leak-free
     python stock_lstm_compare.py --quick             # every step in seconds
+    python stock_lstm_compare.py --jobs 2            # the trainings in 2 worker processes
     python stock_lstm_compare.py --help
 
 Data: `--csv` reads Kaggle's S&P 500 files (see data/README.md). Without it the
@@ -27,8 +28,9 @@ prices that matplotlib ships (nothing is downloaded).
 Beyond the lesson (marked `extra –`): a naive last-value baseline scored on the
 networks' own test targets; SMA and EMA rescored as 4-step-ahead forecasts of the
 same targets; errors in price units; the strict protocol (--folds, --target,
---tickers); several seeds (`--repeats`); one results table, a bar chart and a
-metrics.json record.
+--tickers); several seeds (`--repeats`); independent trainings in worker processes
+(`--jobs`); one results table with each network's fit seconds and epochs, a bar chart
+and a metrics.json record.
 """
 
 import argparse
@@ -67,6 +69,13 @@ NETWORKS = ("feed_forward", "simple_gru", "simple_lstm", "lstm_stacked")
 VAL_FRACTION = 0.2  # strict protocol: the last 20% of the training part validates
 KAGGLE_CSV = Path("data") / "all_stocks_5yr.csv"  # used when present and no --csv
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}  # what --csv files may use
+# The memory guard, measured on a 52 MiB CSV of 1e6 rows in Kaggle's format. Reading a CSV
+# as text peaked at 8.6x its size on disk (the 58 KB AAL file: 64x, a fixed 4 MiB). The
+# strict protocol then makes the windows of the whole series (2x, for a while) and keeps
+# each fold's until it is scored (50 bytes per window). Training and predicting peaked at
+# 0.96 KB per window (feed_forward, 999,000 windows: predict_splits runs them in one call).
+CSV_MEMORY_FACTOR, WINDOWS_MEMORY_FACTOR = 9, 2  # x the CSV's size on disk
+FOLD_BYTES, TRAINING_BYTES = 64, 1024  # per window: a fold's, kept; a training's peak
 # --loss huber: quadratic for errors below delta, linear above. The targets are scaled to
 # about [0, 1], where a day's 4-step error is a few hundredths (naive: 0.055 on the fallback
 # data), so Keras's delta of 1.0 would be plain 0.5 x MSE. 0.05 puts the bend among the
@@ -729,17 +738,11 @@ def run_network(name, setup, args, seed, out_dir=None, model=None):
     # evaluate model: MAE on every split, scored as the baselines are
     scores = score_splits(setup, predictions)
     evaluate_s = time.perf_counter() - t0
-    if out_dir is not None:  # the first seed: summary, saved model, figures
-        model.summary()
-        save_model(model, out_dir / f"{name}.keras")
-        plot_losses(fit["history"], name, setup["val_label"], out_dir / f"losses_{name}.png")
-        title = f"{name}: test predictions (MAE {scores['test_mae_price']:.3f} in prices)"
-        path = out_dir / f"predictions_{name}.png"
-        to_price = setup["to_price"]
-        plot_predictions(to_price(predictions["test"]), to_price(splits["test"]["y"]), title, path)
-    return {
+    result = {
+        "model": model,
         "scores": scores,
         "epoch_kept": callbacks[0].best_epoch + 1 if callbacks else args.epochs,
+        "epochs": len(fit["history"]["loss"]),  # epochs run
         "history": fit["history"],
         "predictions": predictions,
         "params": model.count_params(),
@@ -747,6 +750,21 @@ def run_network(name, setup, args, seed, out_dir=None, model=None):
         "evaluate_s": evaluate_s,
         **converged,
     }
+    if out_dir is not None:  # the first seed: summary, saved model, figures
+        report_network(name, result, setup, out_dir)
+    return result
+
+
+def report_network(name, result, setup, out_dir):
+    """The first seed's steps on screen and on disk: summary, saved model, the two figures."""
+    model, splits, to_price = result["model"], setup["splits"], setup["to_price"]
+    model.summary()
+    save_model(model, out_dir / f"{name}.keras")
+    plot_losses(result["history"], name, setup["val_label"], out_dir / f"losses_{name}.png")
+    title = f"{name}: test predictions (MAE {result['scores']['test_mae_price']:.3f} in prices)"
+    path = out_dir / f"predictions_{name}.png"
+    test = to_price(result["predictions"]["test"])
+    plot_predictions(test, to_price(splits["test"]["y"]), title, path)
 
 
 # Beyond the lesson
@@ -762,6 +780,20 @@ def keep_best_epoch(epochs):
     return keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=epochs, restore_best_weights=True
     )
+
+
+def lesson_training(name, setup, args, seed, heading, out_dir=None, keep_model=False):
+    """extra – one training of the lesson protocol, as run_trainings calls it (--jobs).
+
+    heading: the line printed first. out_dir: report here at once (one process only).
+    keep_model: return the trained model (the first seed's, for its summary and file);
+    otherwise it is dropped, so that a worker does not send it back for nothing.
+    """
+    print(heading)
+    result = run_network(name, setup, args, seed, out_dir)
+    if not keep_model:
+        result.pop("model")
+    return result
 
 
 def training_loss(name):
@@ -999,14 +1031,34 @@ def summarise(results):
     return rows
 
 
-def print_results(rows, n_targets, with_std):
-    """The results table: every network and baseline on the same test targets."""
+def training_cost(fit_s, epochs, epochs_kept=None):
+    """extra – one network's cost, for metrics.json's "cost" and the results table.
+
+    fit_s: for each seed, the fit seconds of its trainings (lesson: one; strict: one per
+    fold and stock). epochs: the epochs each training ran; epochs_kept: the best ones kept.
+    """
+    cost = {"fit_s": float(np.mean([t for times in fit_s for t in times]))}  # per training
+    if len(fit_s) > 1:
+        cost["fit_s_by_seed"] = [float(np.mean(times)) for times in fit_s]
+    cost["epochs"] = int(epochs[0]) if len(set(epochs)) == 1 else float(np.mean(epochs))
+    if epochs_kept is not None:
+        cost["epochs_kept"] = float(np.mean(epochs_kept))
+    return cost
+
+
+def print_results(rows, n_targets, with_std, cost):
+    """The results table: every network and baseline on the same test targets.
+
+    cost: {network: training_cost(...)}, the fit seconds and epochs of each training.
+    """
     print(f"MAE on the {n_targets} test targets (scaled units; in prices via the test scaler):")
     columns = ["rank", "model", "test MAE"] + (["± std"] if with_std else [])
     columns += ["test MAE (price)", "train MAE", "params", "trained on", "epoch kept"]
     columns += ["conv. epoch", "conv. s"]  # one per seed; convergence: see the README
+    columns += ["fit s", "epochs"]  # mean fit seconds per training; epochs trained
     table = []
     for row in rows:
+        spent = cost.get(row["model"])
         table.append(
             {
                 "rank": row["rank"],
@@ -1020,6 +1072,8 @@ def print_results(rows, n_targets, with_std):
                 "epoch kept": "/".join(str(epoch) for epoch in row.get("epochs_kept", [])),
                 "conv. epoch": "/".join(str(e) for e in row.get("convergence_epochs", [])),
                 "conv. s": "/".join(f"{s:.1f}" for s in row.get("convergence_s", [])),
+                "fit s": f"{spent['fit_s']:.1f}" if spent else "-",
+                "epochs": spent["epochs"] if spent else "-",
             }
         )
     print_table(table, columns)
@@ -1155,11 +1209,12 @@ def naive_scale(past, horizon):
     return mae(past[horizon:], past[:-horizon])
 
 
-def evaluate_fold(mid, t, fold, args, seeds, out_dir=None, cache=None):
-    """One origin: fit on what is known there, retrain every network, score all in prices.
+def prepare_fold(mid, t, fold, args):
+    """One origin, fitted on what is known there: the networks' data and the baselines.
 
-    Returns {model: {mae, mae_price, mase, skill, errors (absolute, in prices)}} and
-    each network's fit seconds and epochs kept. Given out_dir, the networks are saved.
+    Returns (setup, known): setup, what every network of the fold trains and is scored on
+    (see run_network); known, what score_fold needs: the baselines' price forecasts, the
+    scaler, the targets. The networks train in between (train_fold_network, --jobs).
     """
     from sklearn.preprocessing import MinMaxScaler
 
@@ -1168,7 +1223,7 @@ def evaluate_fold(mid, t, fold, args, seeds, out_dir=None, cache=None):
     if args.target == "price":
         scaler = MinMaxScaler().fit(mid[: origin + 1].reshape(-1, 1))
     x, y = window_arrays(mid, t, args.look_back, horizon, args.target, scaler)
-    t_test, truth = t[test], mid[t[test] + horizon]
+    t_test = t[test]
 
     def to_price(values):
         return to_prices(values, mid, t_test, args.target, scaler)
@@ -1187,46 +1242,91 @@ def evaluate_fold(mid, t, fold, args, seeds, out_dir=None, cache=None):
         "monitor": "val_loss",
         "val_label": "validation",
     }
+    known = {
+        "forecasts": forecasts,
+        "scaler": scaler,
+        "to_price": to_price,
+        "last_price": mid[t_test],
+        "truth": mid[t_test + horizon],
+        "y_test": y[test],
+        "last_input": x[test][:, -1],
+        "scale": naive_scale(mid[: origin + 1], horizon),
+    }
+    return setup, known
+
+
+def train_fold_network(name, setup, args, seed, heading=None, out_dir=None, keep_model=False):
+    """extra – one network, one seed, one fold of the strict protocol (run_trainings, --jobs).
+
+    heading: a line to print first (the fold's, one process only). out_dir: summarise, save
+    and plot at once (the last fold's first seed, one process only). keep_model: return the
+    trained model, for the parent to do that. Otherwise the model stays in this process's
+    network_cache for the next fold.
+    """
+    start = time.perf_counter()
+    if heading:
+        print(heading)
+    model = fresh_network(name, setup["input_shape"], seed, network_cache(), args)
+    result = run_network(name, setup, args, seed, out_dir, model)
+    if not keep_model:
+        result.pop("model")
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def score_fold(known, results, args):
+    """Every model of one fold scored in prices: MAE, MASE, skill against naive.
+
+    results: {network: [run_network's result per seed]}. Returns {model: {mae, mae_price,
+    mase, skill, errors (absolute, in prices)}} and each network's fit seconds and epochs kept.
+    """
+    forecasts, scaler, to_price = dict(known["forecasts"]), known["scaler"], known["to_price"]
+    truth, y_test, last_input = known["truth"], known["y_test"], known["last_input"]
     runs = {}
-    for name in args.models:
-        results = []
-        for k, seed in enumerate(seeds):
-            shape = setup["input_shape"]
-            model = fresh_network(name, shape, seed, {} if cache is None else cache, args)
-            results.append(run_network(name, setup, args, seed, out_dir if k == 0 else None, model))
+    for name, seed_results in results.items():
         # with --repeats: every seed's forecasts are scored, then averaged
-        forecasts[name] = np.array([to_price(r["predictions"]["test"]) for r in results])
+        forecasts[name] = np.array([to_price(r["predictions"]["test"]) for r in seed_results])
         runs[name] = {
-            "fit_s": sum(r["fit_s"] for r in results),
-            "epochs_kept": [r["epoch_kept"] for r in results],
-            "convergence_epochs": [r["convergence_epoch"] for r in results],
-            "convergence_s": [r["convergence_s"] for r in results],
-            "history": results[0]["history"],
+            "fit_s": sum(r["fit_s"] for r in seed_results),
+            "epochs_kept": [r["epoch_kept"] for r in seed_results],
+            "convergence_epochs": [r["convergence_epoch"] for r in seed_results],
+            "convergence_s": [r["convergence_s"] for r in seed_results],
+            "history": seed_results[0]["history"],
         }
-    scale, naive_mae = naive_scale(mid[: origin + 1], horizon), mae(truth, forecasts["naive"])
+    naive_mae = mae(truth, forecasts["naive"])
     scores = {}
     for name, prices in forecasts.items():
         prices = np.atleast_2d(prices)  # (seeds, targets)
         errors = np.abs(prices - truth).mean(axis=0)
         units = (
-            np.log(prices / mid[t_test])
+            np.log(prices / known["last_price"])
             if scaler is None
             else scaler.transform(prices.reshape(-1, 1)).reshape(prices.shape)
         )
         mae_price = float(errors.mean())
         scores[name] = {
-            "mae": float(np.abs(units - y[test]).mean()),
+            "mae": float(np.abs(units - y_test).mean()),
             # the size of its forecasts against the labels' (log-return: 0 is naive)
             "forecast_size": float(
-                np.abs(units - x[test][:, -1]).mean() / np.abs(y[test] - x[test][:, -1]).mean()
+                np.abs(units - last_input).mean() / np.abs(y_test - last_input).mean()
             ),
             "mae_price": mae_price,
-            "mase": mae_price / scale,
+            "mase": mae_price / known["scale"],
             "skill": 1 - mae_price / naive_mae,
             "errors": errors,
             "residuals": truth - prices.mean(axis=0),  # signed, for --forecast's intervals
         }
     return scores, runs
+
+
+def network_cache():
+    """extra – this process's compiled networks, for fresh_network: {key: (model, state)}.
+
+    Kept on the module object in sys.modules rather than in a global: run as a script,
+    this file is __main__, and a --jobs worker receives each training's function with a
+    new copy of its globals, but keeps the same module object for as long as it lives.
+    """
+    return vars(sys.modules[__name__]).setdefault("_network_cache", {})
 
 
 def fresh_network(name, input_shape, seed, cache, args):
@@ -1240,13 +1340,16 @@ def fresh_network(name, input_shape, seed, cache, args):
     """
     import keras
 
-    if (name, seed) not in cache:
+    # the same network only for the same build and compile settings
+    key = (name, tuple(input_shape), seed, args.scale, args.loss, args.optimizer)
+    key += (args.learning_rate,)
+    if key not in cache:
         keras.utils.set_random_seed(seed)
         model = define_and_compile(name, input_shape, args)
         model.optimizer.build(model.trainable_variables)
         first = [[v.numpy() for v in vs] for vs in (model.variables, model.optimizer.variables)]
-        cache[(name, seed)] = model, first
-    model, first = cache[(name, seed)]
+        cache[key] = model, first
+    model, first = cache[key]
     for variables, values in zip((model.variables, model.optimizer.variables), first):
         for variable, value in zip(variables, values):
             variable.assign(value)
@@ -1285,17 +1388,45 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
     horizon = args.foresight + 1
     t, folds = rolling_folds(len(mid), train_size, test_size, args.folds, args.look_back, horizon)
     per_fold, fold_log, errors, residuals = [], [], {}, {}
-    cache = {}  # one model per network and seed, reset at each fold
+    # every fold's data and baselines first; then all its networks x seeds train (--jobs)
+    inline = args.jobs == 1  # one process: each fold's line before its trainings, as they run
+    prepared, trainings = [], []
     for k, fold in enumerate(folds, start=1):
         t0 = time.perf_counter()
+        prepared.append((*prepare_fold(mid, t, fold, args), time.perf_counter() - t0))
         targets = t[fold["test"]] + horizon
-        print(
+        heading = (
             f"fold {k}/{len(folds)}: origin {dates[fold['origin']]}; trains on "
             f"{len(fold['train'])} windows (targets up to the origin), tests "
             f"{len(targets)} targets {dates[targets[0]]} to {dates[targets[-1]]}"
         )
+        if not inline:
+            print(heading)
         last = k == len(folds)  # only the last fold's models are saved
-        scores, runs = evaluate_fold(mid, t, fold, args, seeds, out_dir if last else None, cache)
+        for name in args.models:
+            for r, seed in enumerate(seeds):
+                first = name == args.models[0] and r == 0
+                report = out_dir if last and r == 0 and inline else None
+                call = (name, prepared[-1][0], args, seed, heading if first and inline else None)
+                call += (report, last and r == 0 and not inline)
+                trainings.append((f"fold {k} {name} seed {seed}", train_fold_network, call))
+    results, spent = iter(run_trainings(trainings, args.jobs, out_dir)), {}
+    for k, (fold, (setup, known, prepare_s)) in enumerate(zip(folds, prepared), start=1):
+        last = k == len(folds)
+        t0 = time.perf_counter()
+        by_network = {name: [next(results) for _ in seeds] for name in args.models}
+        for name, seed_results in by_network.items():  # extra – each network's cost
+            entry = spent.setdefault(
+                name, {"fit_s": [[] for _ in seeds], "epochs": [], "epochs_kept": []}
+            )
+            for r, result in enumerate(seed_results):
+                entry["fit_s"][r].append(result["fit_s"])
+                entry["epochs"].append(result["epochs"])
+                entry["epochs_kept"].append(result["epoch_kept"])
+        if last and not inline:  # from the workers: this process prints and saves
+            for name, seed_results in by_network.items():
+                report_network(name, seed_results[0], setup, out_dir)
+        scores, runs = score_fold(known, by_network, args)
         histories = {name: run.pop("history") for name, run in runs.items()}
         if last:
             plot_all_losses(histories, "validation", out_dir / "losses_all.png")
@@ -1303,6 +1434,8 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
         for name, score in scores.items():
             errors.setdefault(name, []).append(score.pop("errors"))
             residuals.setdefault(name, []).append(score.pop("residuals"))
+        targets = t[fold["test"]] + horizon
+        trained_s = sum(r["seconds"] for rs in by_network.values() for r in rs)
         fold_log.append(
             {
                 "origin": str(dates[fold["origin"]]),
@@ -1310,7 +1443,8 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
                 "test_targets": len(targets),
                 "first_target": str(dates[targets[0]]),
                 "last_target": str(dates[targets[-1]]),
-                "seconds": time.perf_counter() - t0,
+                # seconds of work (with --jobs, not the wall time): data, trainings, scores
+                "seconds": prepare_s + trained_s + time.perf_counter() - t0,
                 "networks": runs,
             }
         )
@@ -1345,11 +1479,15 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
                 "(or there are too few targets for the test)"
             )
     residuals = {name: np.concatenate(values) for name, values in residuals.items()}
-    return summary, fold_log, {"t": t, "folds": folds, "residuals": residuals}
+    layout = {"t": t, "folds": folds, "residuals": residuals}
+    return summary, fold_log, {**layout, "spent": spent}  # spent: for training_cost
 
 
-def print_evaluation(summary, stock, n_folds):
-    """One table per stock: every model's mean over folds, ranked by MASE."""
+def print_evaluation(summary, stock, n_folds, cost):
+    """One table per stock: every model's mean over folds, ranked by MASE.
+
+    cost: {network: training_cost(...)}: mean fit seconds per training, epochs run and kept.
+    """
     print(
         f"{stock}: mean over {n_folds} folds (±: std of MASE over folds); MAE in the networks' "
         "units, MAE $ in prices; DM p: one-sided Diebold-Mariano against naive"
@@ -1371,10 +1509,13 @@ def print_evaluation(summary, stock, n_folds):
                 "DM p": dm,
                 "conv. epoch": f"{row['convergence_epochs']:.1f}" if dm else "",
                 "conv. s": f"{row['convergence_s']:.1f}" if dm else "",
+                "fit s": f"{cost[name]['fit_s']:.1f}" if name in cost else "-",
+                "epochs": cost[name]["epochs"] if name in cost else "-",
+                "kept": f"{cost[name]['epochs_kept']:.1f}" if name in cost else "-",
             }
         )
     columns = ["rank", "model", "MASE", "±", "skill vs naive", "MAE", "MAE $", "DM p"]
-    print_table(table, columns + ["conv. epoch", "conv. s"])
+    print_table(table, columns + ["conv. epoch", "conv. s", "fit s", "epochs", "kept"])
 
 
 def dm_verdict(evaluation, level=0.05):
@@ -1506,7 +1647,8 @@ def run_strict(args):
     stocks = [load_stock(args, ticker) for ticker in resolve_tickers(args)]
     out_dir = prepare_out_dir(args.out_dir)
     horizon = args.foresight + 1
-    evaluation, fold_logs, data, forecasts = {}, {}, {}, {}
+    network_cache().clear()  # this run's networks only (tests run several in one process)
+    evaluation, fold_logs, data, forecasts, spent = {}, {}, {}, {}, {}
     for stock in stocks:
         name, mid, dates = stock["name"], stock["mid"], stock["data"]["dates"]
         stock_dir = out_dir if len(stocks) == 1 else prepare_out_dir(out_dir / name)
@@ -1527,8 +1669,15 @@ def run_strict(args):
         )
         title = f"{name}, strict protocol: MASE per model (± std over {args.folds} folds)"
         plot_mase({name: summary}, title, stock_dir / "comparison.png")
+        for network, entry in layout["spent"].items():  # extra – the cost, over every stock
+            total = spent.setdefault(network, {"fit_s": [[] for _ in seeds], "epochs": []})
+            for times, more in zip(total["fit_s"], entry["fit_s"]):
+                times.extend(more)
+            total["epochs"] += entry["epochs"]
+            total.setdefault("epochs_kept", []).extend(entry["epochs_kept"])
+        cost = {network: training_cost(**entry) for network, entry in layout["spent"].items()}
         print()
-        print_evaluation(summary, name, args.folds)
+        print_evaluation(summary, name, args.folds, cost)
         for row in summary.values():
             if "finding" in row:
                 print(f"finding: {row['finding']}")
@@ -1564,6 +1713,8 @@ def run_strict(args):
         r["fit_s"] for log in fold_logs.values() for f in log for r in f["networks"].values()
     )
     record["timings_s"] = {"total": time.perf_counter() - t_start, "fit": fit_s}
+    # per network, over every stock, fold and seed: mean fit seconds per training, epochs
+    record["cost"] = {network: training_cost(**entry) for network, entry in spent.items()}
     record["evaluation"] = {
         "folds": args.folds,
         "horizon": horizon,
@@ -1609,14 +1760,16 @@ def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir):
         f"windows), epochs {', '.join(f'{n} {e}' for n, e in epochs.items())}"
     )
     forecasts = {"naive": mid[last], "drift": float(drift_forecast(mid[last], mid, horizon))}
+    frames = {"train": frame_inputs(x, args.framing), "now": frame_inputs(x_now, args.framing)}
+    refits = [
+        (f"refit {name} seed {seed}", refit_network, (name, frames, y, args, seed, epochs[name]))
+        for name in args.models
+        for seed in seeds
+    ]
+    now = iter(run_trainings(refits, args.jobs, out_dir))  # each: the network's value now
     for name in args.models:
-        prices = []
-        for seed in seeds:
-            shape = input_shape_for(args.framing, args.look_back)
-            model = fresh_network(name, shape, seed, {}, args)
-            train_network(model, frame_inputs(x, args.framing), y, epochs[name], args.batch_size, 0)
-            now = predict_splits(model, {"now": frame_inputs(x_now, args.framing)})["now"]
-            prices.append(to_prices(now, mid, np.array([last]), args.target, scaler)[0])
+        values = np.concatenate([next(now) for _ in seeds])
+        prices = to_prices(values, mid, np.full(len(seeds), last), args.target, scaler)
         forecasts[name] = float(np.mean(prices))
     day = (pd.Timestamp(dates[-1]) + pd.offsets.BDay(horizon)).date()
     table, record = [], {}
@@ -1667,6 +1820,15 @@ def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir):
         "models": record,
         "note": beat,
     }
+
+
+def refit_network(name, frames, y, args, seed, epochs):
+    """extra – --forecast: one network, one seed, trained on frames["train"] without
+    validation; returns its forecast for frames["now"], in the networks' units."""
+    shape = input_shape_for(args.framing, args.look_back)
+    model = fresh_network(name, shape, seed, {}, args)
+    train_network(model, frames["train"], y, epochs, args.batch_size, 0)
+    return predict_splits(model, {"now": frames["now"]})["now"]  # float32, shape (1,)
 
 
 def plot_forecast(mid, dates, record, day, note, path):
@@ -1801,6 +1963,13 @@ def build_parser():
         default=1,
         help="train each network with this many seeds (seed, seed+1, ...); report mean ± std",
     )
+    add(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="independent trainings (networks x seeds; strict: x folds; --forecast's refits) "
+        "run in this many worker processes; same numbers as 1, and each worker loads Keras again",
+    )
     add("--seed", type=non_negative_int, default=7, help="random seed (0 or more)")
     add(
         "--quick",
@@ -1870,7 +2039,30 @@ def parse_args(argv=None):
     args.folds, args.target = args.folds or 5, args.target or "price"
     args.models = [name for name in NETWORKS if name in args.models]  # in the lesson's order
     args.out_dir = args.out_dir or Path("outputs") / Path(__file__).stem / args.protocol
+    check_memory(memory_estimate(args), "--jobs or --train-size/--test-size, or a smaller --csv")
     return args
+
+
+def memory_estimate(args):
+    """extra – the peak bytes the data will need, from the CSV's size and the split's sizes.
+
+    This process reads the CSV as text (strict: then the windows of the whole series, and
+    each fold's); every process that trains (this one, or each --jobs worker) holds the
+    windows of train + test rows. No CSV (the small fallback data): 0. See FOLD_BYTES.
+    """
+    csv = args.csv or (KAGGLE_CSV if KAGGLE_CSV.is_file() else None)
+    if csv is None or not Path(csv).is_file():
+        return 0  # a missing file is reported when it is read
+    size = Path(csv).stat().st_size
+    # the windows: train + test rows, at most the file's rows (a line is 16 bytes or more)
+    rows = min(sum(split_sizes(size, args.train_size, args.test_size)), size // 16)
+    folds = args.folds if args.protocol == "strict" else 1
+    trainings = len(args.models) * args.repeats * folds
+    trainers = min(args.jobs, trainings)  # processes training at once (1: this one)
+    need = size * CSV_MEMORY_FACTOR + trainers * rows * TRAINING_BYTES * max(1.0, args.scale)
+    if args.protocol == "strict":
+        need += size * WINDOWS_MEMORY_FACTOR + folds * rows * FOLD_BYTES
+    return int(need)
 
 
 def load_stock(args, ticker):
@@ -1974,13 +2166,26 @@ def run(args):
     # train each network (over --repeats seeds); the first seed plots and saves
     print(training_settings(args))
     histories = {}
+    trainings, inline = [], args.jobs == 1  # inline: each first seed reports as its fit ends
+    fit_times = {}  # extra – each network's cost: fit seconds per seed, epochs run
     for r, seed in enumerate(seeds):
         for name in args.models:
             of = f" (seed {seed}, {r + 1} of {len(seeds)})" if len(seeds) > 1 else ""
-            print(f"Training: {name}{of}")
-            result = run_network(name, setup, args, seed, out_dir if r == 0 else None)
+            report = out_dir if r == 0 and inline else None
+            call = (name, setup, args, seed, f"Training: {name}{of}", report, r == 0 and not inline)
+            trainings.append((f"{name} seed {seed}", lesson_training, call))
+    # each training seeds itself: here one after another, or in --jobs worker processes
+    results_in_order = iter(run_trainings(trainings, args.jobs, out_dir))
+    for r in range(len(seeds)):
+        for name in args.models:
+            result = next(results_in_order)
+            if r == 0 and not inline:  # from a worker: this process prints and saves
+                report_network(name, result, setup, out_dir)
             timings["fit"] += result["fit_s"]
             timings["evaluate"] += result["evaluate_s"]
+            spent = fit_times.setdefault(name, {"fit_s": [[] for _ in seeds], "epochs": []})
+            spent["fit_s"][r].append(result["fit_s"])
+            spent["epochs"].append(result["epochs"])
             entry = results.setdefault(
                 name,
                 {
@@ -2004,9 +2209,10 @@ def run(args):
 
     # the results: one table of every network and baseline, on the same test targets
     rows = summarise(results)
+    cost = {name: training_cost(**spent) for name, spent in fit_times.items()}
     print()
     print(setup["note"])
-    print_results(rows, windows["test"], len(seeds) > 1)
+    print_results(rows, windows["test"], len(seeds) > 1, cost)
     verdict = naive_verdict(rows, len(seeds))
     print(verdict)
     over = f" (mean ± std over {len(seeds)} seeds)" if len(seeds) > 1 else ""
@@ -2019,6 +2225,7 @@ def run(args):
     record["protocol"], record["framing"] = args.protocol, args.framing
     record["data"] = {**data_record(stock), "split": setup["sizes"], "windows": windows}
     record["timings_s"] = timings
+    record["cost"] = cost  # per network: mean fit seconds per training, epochs
     record["metrics"] = {
         row["model"]: {k: v for k, v in row.items() if k != "model"} for row in rows
     }

@@ -786,6 +786,14 @@ def test_strict_on_several_tickers_with_repeats_and_log_returns(tmp_path, capsys
         assert (out_dir / ticker / "comparison.png").is_file()
     # with log-returns naive forecasts 0: its MAE in the networks' units is the mean |label|
     assert record["evaluation"]["dm"]["tested"] == 3
+    # the cost: mean fit seconds per training over stocks, folds and seeds; epochs run, kept
+    cost = record["cost"]["feed_forward"]
+    fold_logs = record["evaluation"]["fold_log"].values()
+    logs = [f["networks"]["feed_forward"] for log in fold_logs for f in log]  # every stock's
+    assert cost["fit_s"] == pytest.approx(sum(run["fit_s"] for run in logs) / (len(logs) * 2))
+    assert len(cost["fit_s_by_seed"]) == 2 and cost["epochs"] == 1
+    assert cost["epochs_kept"] == 1.0  # one epoch run, so one kept
+    assert stdout.count("fit s  epochs  kept") == 3  # each stock's table
 
 
 def test_run_network_strict_keeps_the_best_epoch_on_validation(tmp_path):
@@ -837,6 +845,22 @@ def test_csv_run_with_repeats_records_repairs_and_seeds(tmp_path, capsys):
     assert {p.name for p in out_dir.glob("*.keras")} == {"feed_forward.keras", "simple_gru.keras"}
     ranks = sorted(record["metrics"].items(), key=lambda item: item[1]["rank"])
     assert [m["test_mae"] for _, m in ranks] == sorted(m["test_mae"] for _, m in ranks)
+    # the cost of each network, in one place: mean fit seconds per training, epochs
+    cost = record["cost"]
+    assert set(cost) == {"feed_forward", "simple_gru"}
+    for name, spent in cost.items():
+        assert spent["epochs"] == 1 and len(spent["fit_s_by_seed"]) == 2
+        assert spent["fit_s"] == pytest.approx(np.mean(spent["fit_s_by_seed"]))
+        assert "epochs_kept" not in spent  # the lesson keeps the last epoch
+        assert all(t > 0 for t in spent["fit_s_by_seed"])
+        assert not any("fit" in key for key in record["per_seed"][name])  # scores only
+        assert not any("fit" in key for key in record["metrics"][name])
+    total = sum(t for spent in cost.values() for t in spent["fit_s_by_seed"])
+    assert record["timings_s"]["fit"] == pytest.approx(total)  # the run's total fit time
+    header = next(line for line in stdout.splitlines() if line.startswith("rank"))
+    assert header.rstrip().endswith("fit s  epochs")
+    naive_line = next(line for line in stdout.splitlines() if line.split()[1:2] == ["naive"])
+    assert naive_line.split()[-2:] == ["-", "-"]  # baselines have no fit
 
 
 def test_rerun_replaces_its_own_files_and_touches_nothing_else(tmp_path, capsys):
@@ -870,6 +894,7 @@ def test_help_answers_without_importing_keras_or_sklearn():
     )
     assert result.returncode == 0, result.stderr
     assert "--protocol" in result.stdout and "--ticker" in result.stdout
+    assert "--jobs JOBS" in result.stdout and "(default: 1)" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
@@ -1059,6 +1084,8 @@ ARGPARSE_CASES = [
     ["--learning-rate", "-1"],
     ["--optimizer", "lbfgs"],
     ["--loss", "hinge"],
+    ["--jobs", "0"],
+    ["--jobs", "two"],
 ]
 
 
@@ -1465,3 +1492,185 @@ def test_a_network_that_predicts_about_zero_log_return_is_reported_as_a_finding(
     assert "finding: feed_forward predicts about 0" in stdout
     assert "Not testable (no variance against naive): feed_forward" in stdout
     assert "mase_std" not in row  # one fold: no spread
+
+
+# ---------------------------------------------------------------------------
+# --jobs: independent trainings in worker processes, the same numbers
+# ---------------------------------------------------------------------------
+
+TIMING_KEYS = {"timings_s", "args", "convergence_s", "seconds", "fit_s", "fit_s_by_seed"}
+
+
+def without_timings(value):
+    """metrics.json minus what depends on the clock or the command line."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def run_script(argv, cwd, timeout=400):
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, argv)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    "protocol, more",
+    [
+        ("lesson", ["--models", "feed_forward", "simple_gru", "--repeats", "2"]),
+        # 3 trainings per fold: a network's next fold may land on another worker, whose
+        # cache holds another state of it (fresh_network must reset it)
+        ("strict", ["--models", "feed_forward", "simple_gru", "simple_lstm", "--folds", "3"]),
+    ],
+)
+def test_jobs_2_gives_the_same_numbers_as_jobs_1(tmp_path, protocol, more):
+    argv = ["--protocol", protocol, "--quick", *more, "--forecast", "--verbose", "0"]
+    records = {}
+    for jobs in (1, 2):
+        out_dir = tmp_path / f"jobs{jobs}"
+        result = run_script([*argv, "--jobs", jobs, "--out-dir", out_dir], tmp_path)
+        assert result.returncode == 0, result.stderr
+        records[jobs] = load_record(out_dir)
+        assert not list(out_dir.glob(".tmp-*"))
+        # the parent writes every file, whoever trained
+        assert {"feed_forward.keras", "simple_gru.keras", "metrics.json"} <= {
+            p.name for p in out_dir.iterdir()
+        }
+        assert ("trainings in 2 worker processes" in result.stdout) == (jobs == 2)
+        assert "retracing" not in result.stdout + result.stderr
+    # the first seed's lesson steps are printed by the parent with any --jobs
+    assert 'Model: "simple_gru"' in result.stdout
+    assert without_timings(records[1]) == without_timings(records[2])
+    assert records[2]["forecast"]["models"]["simple_gru"]["mid_price"] > 0
+
+
+def session_processes(session):
+    """Pids of the processes still in a session (a process group leader's session id)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # the 6th field of stat: the session id
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_ctrl_c_with_jobs_2_exits_130_and_stops_the_workers(tmp_path):
+    out_dir = tmp_path / "out"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, str(SCRIPT), "--jobs", "2", "--epochs", "50", "--repeats", "2"]
+    cmd += ["--verbose", "0", "--out-dir", str(out_dir)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives a command
+    )
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    deadline = time.monotonic() + 180
+    try:
+        seen = ""
+        while "trainings in 2 worker processes" not in seen:
+            assert proc.poll() is None, "the run ended before its trainings started"
+            assert time.monotonic() < deadline, "the trainings did not start in time"
+            try:
+                seen += lines.get(timeout=1)
+            except queue.Empty:
+                pass
+        while len(session_processes(proc.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.5)  # the parent and its two workers
+        workers = set(session_processes(proc.pid)) - {proc.pid}
+        assert len(workers) >= 2
+        time.sleep(2)  # the workers are training
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+        code = proc.wait(timeout=90)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert code == 130, err
+    assert "Traceback" not in err
+    assert not list(out_dir.glob(".tmp-*")) and not (out_dir / "metrics.json").exists()
+    for _ in range(40):  # the workers are stopped, not left behind
+        if not set(session_processes(proc.pid)) & workers:
+            break
+        time.sleep(0.5)
+    assert not set(session_processes(proc.pid)) & workers
+
+
+# ---------------------------------------------------------------------------
+# The memory guard: the CSV's size on disk, before anything is read or written
+# ---------------------------------------------------------------------------
+
+
+def test_a_csv_too_big_for_the_memory_left_exits_2_with_one_line(tmp_path, capsys, monkeypatch):
+    csv = write_csv(tmp_path / "big.csv", price_rows("AAL", 3000, seed=2))
+    out_dir = tmp_path / "out"
+    argv = ["--csv", str(csv), "--quick", "--out-dir", str(out_dir)]
+    one, two = (slc.memory_estimate(slc.parse_args([*argv, "--jobs", j])) for j in "12")
+    assert two > one > csv.stat().st_size * slc.CSV_MEMORY_FACTOR
+    room = (one + two) // 2  # room for one training process, not for two workers
+    monkeypatch.setattr(slc, "available_memory", lambda: room)
+    assert slc.parse_args([*argv, "--jobs", "1"]).jobs == 1
+    with pytest.raises(SystemExit) as stopped:
+        slc.main([*argv, "--jobs", "2"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert f"about {two / 2**30:.1f} GiB" in err and f"{room / 2**30:.1f} GiB is available" in err
+    assert "lower --jobs or --train-size/--test-size" in err
+    assert not out_dir.exists()  # nothing written
+    # with memory that can't be read, no guard
+    monkeypatch.setattr(slc, "available_memory", lambda: None)
+    assert slc.parse_args([*argv, "--jobs", "2"]).jobs == 2
+
+
+def test_the_memory_estimate_grows_with_the_csv_the_split_and_the_workers(tmp_path):
+    small = write_csv(tmp_path / "small.csv", price_rows("AAL", 300))
+    large = write_csv(tmp_path / "large.csv", price_rows("AAL", 3000))
+
+    def estimate(csv, *more):
+        return slc.memory_estimate(slc.parse_args(["--csv", str(csv), *more]))
+
+    assert estimate(large) > estimate(small)
+    # each training process holds the windows of the lesson's 1,000 + 251 rows
+    assert estimate(large, "--jobs", "2") - estimate(large) == 1251 * slc.TRAINING_BYTES
+    # at most one worker per training (4 networks here, 1 with --models feed_forward)
+    assert estimate(large, "--jobs", "8") == estimate(large, "--jobs", "4")
+    assert estimate(large, "--jobs", "8", "--models", "feed_forward") == estimate(large)
+    assert estimate(large, "--train-size", "2000") > estimate(large)
+    # a split larger than the file counts the file's rows at most (check_sizes then says so)
+    assert estimate(large, "--train-size", "10000000000") < 2**30
+    assert estimate(large, "--protocol", "strict") > estimate(large)
+    assert slc.memory_estimate(slc.parse_args([])) == 0  # the fallback: no CSV
+
+
+def test_the_memory_guard_answers_before_keras_is_imported(tmp_path):
+    csv = write_csv(tmp_path / "prices.csv", price_rows("AAL", 400))
+    code = (
+        "import sys, stock_lstm_compare as s\n"
+        "s.available_memory = lambda: 1000  # bytes: less than any CSV needs\n"
+        f"try:\n    s.main(['--csv', {str(csv)!r}, '--out-dir', {str(tmp_path / 'out')!r}])\n"
+        "except SystemExit as e:\n    print(e.code)\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'sklearn', 'pandas') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split() == ["2", "[]"], result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "memory" in result.stderr
+    assert not (tmp_path / "out").exists()
