@@ -1405,20 +1405,28 @@ def run_trainings(trainings, jobs=1, log_dir=None):
 
 
 def _in_worker(name, function, arguments, log_dir):
-    """One training in a worker: Ctrl-C ignored, output off, an error's traceback saved."""
+    """One training in a worker: Ctrl-C ignored, its output (files 1 and 2) off, an error's
+    traceback saved."""
     import contextlib
     import signal
     import traceback
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent process handles Ctrl-C
+    saved = [os.dup(1), os.dup(2)]  # TensorFlow's C++ start-up lines go to file 2 directly
     try:
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            os.dup2(quiet.fileno(), 1)
+            os.dup2(quiet.fileno(), 2)
             return function(*arguments)
     except Exception:
         slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
         path = log_dir / f"failed-{slug}.txt"
         write_atomically(path, lambda tmp: Path(tmp).write_text(traceback.format_exc()))
         raise TrainingFailed(name, str(path))
+    finally:
+        for fd, copy in enumerate(saved, start=1):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def available_memory():
