@@ -894,11 +894,9 @@ def test_memory_guard_stops_before_keras_is_imported(tmp_path):
         "except SystemExit as e:\n"
         "    print(e.code, 'keras' in sys.modules, 'tensorflow' in sys.modules)\n"
     )
-    start = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=SCRIPT.parent, capture_output=True, text=True, timeout=60
     )
-    assert time.monotonic() - start < 20
     assert done.stdout.split() == ["2", "False", "False"], done.stderr
     err = done.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: the data would need about 41.0 GiB")

@@ -683,16 +683,13 @@ def test_memory_guard_exits_2_before_importing_keras(tmp_path, options, names):
         "try:\n    s.main(sys.argv[1:])\nfinally:\n"
         "    print('keras imported' if 'keras' in sys.modules else 'no keras', file=sys.stderr)\n"
     )
-    start = time.perf_counter()
     done = _run_script([*options, "--out-dir", str(out)])
-    elapsed = time.perf_counter() - start
     assert done.returncode == 2
     err = done.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: the data would need about ")
     assert "GiB is available" in err[0] and names in err[0]
     assert not out.exists()
-    assert elapsed < 20  # no Keras import (that alone takes seconds)
-    # and in-process: keras is not imported by the time the guard answers
+    # keras is not imported by the time the guard answers (no wall-clock test: see the probe)
     probe = subprocess.run(
         [sys.executable, "-c", code, *options, "--out-dir", str(out)],
         capture_output=True,
