@@ -1004,12 +1004,16 @@ def check_data_memory(args):
     if args.experiment == "size":  # the largest cell of the grid
         sizes = (max(args.grid_n_timesteps), max(args.grid_n_train))
         trainings = args.repeats * np.prod([len(getattr(args, "grid_" + k)) for k in SIZE_KEYS])
-        lower = "--grid-n-train, --grid-n-timesteps, --n-eval or --jobs"
+        lower = "--grid-n-train, --grid-n-timesteps or --n-eval"
+    elif args.demo:  # the demonstration trains nothing
+        return
     else:
         sizes = (args.n_timesteps, args.n_train)
         trainings = args.repeats * len(lesson_builders(args))
-        lower = "--n-train, --n-timesteps, --n-eval or --jobs"
+        lower = "--n-train, --n-timesteps or --n-eval"
     processes = max(1, min(args.jobs, int(trainings)))
+    if processes > 1:
+        lower += " (or --jobs)"
     check_memory(processes * data_memory(*sizes, args.n_eval, args.n_predict), lower)
 
 
@@ -1378,6 +1382,8 @@ def ctrl_c_callback():
 
         def on_train_begin(self, logs=None):
             self.pressed = False
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+                return  # a --jobs worker: Ctrl-C is the parent process's to handle
             self.previous = signal.signal(signal.SIGINT, self.press)
 
         def press(self, signum, frame):

@@ -231,7 +231,7 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1):
 
     define_model: makes the model, e.g. `stacked_lstm`. data: (X, y) pairs from
     generate_examples under "train", "eval" and "new" (one new wave, for 7.6). Returns
-    the trained model and its results; the caller prints them (see print_lesson_steps).
+    the trained model and its results; the caller prints them (see print_results).
     """
     import keras
 
@@ -512,7 +512,7 @@ def train_all(args, seeds, out_dir):
     import keras
 
     names = model_list(args)
-    # 7.3 define and compile: each model of the run, as the lesson prints it
+    # 7.3 define: each model of the run, as the lesson prints it (compiled in run_lesson)
     for name in names:
         keras.backend.clear_session()
         print_definition(define(name, args))
@@ -1314,6 +1314,8 @@ def ctrl_c_callback():
 
         def on_train_begin(self, logs=None):
             self.pressed = False
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+                return  # a --jobs worker: Ctrl-C is the parent process's to handle
             self.previous = signal.signal(signal.SIGINT, self.press)
 
         def press(self, signum, frame):

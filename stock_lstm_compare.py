@@ -2500,6 +2500,8 @@ def ctrl_c_callback():
 
         def on_train_begin(self, logs=None):
             self.pressed = False
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+                return  # a --jobs worker: Ctrl-C is the parent process's to handle
             self.previous = signal.signal(signal.SIGINT, self.press)
 
         def press(self, signum, frame):

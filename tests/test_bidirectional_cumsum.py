@@ -876,7 +876,12 @@ def test_memory_guard_counts_the_workers_and_the_largest_cell(monkeypatch):
     monkeypatch.setattr(bc, "check_memory", lambda need, lower: seen.append((need, lower)))
     bc.parse_args(["--quick", "--repeats", "3", "--jobs", "4"])  # 6 trainings, 4 at once
     one = bc.data_memory(10, bc.QUICK["n_train"], bc.QUICK["n_eval"], 10)
-    assert seen[-1] == (4 * one, "--n-train, --n-timesteps, --n-eval or --jobs")
+    assert seen[-1] == (4 * one, "--n-train, --n-timesteps or --n-eval (or --jobs)")
+    bc.parse_args(["--quick"])  # one process at a time: --jobs is not named
+    assert seen[-1][1] == "--n-train, --n-timesteps or --n-eval"
+    calls = len(seen)
+    bc.parse_args(["--demo", "--n-train", "100000000"])  # the demo trains nothing: no guard
+    assert len(seen) == calls
     bc.parse_args(["--quick", "--jobs", "8"])  # 2 trainings: at most 2 processes
     assert seen[-1][0] == 2 * one
     bc.parse_args(["--experiment", "size", "--grid-n-train", "100,900", "--n-eval", "50"])
