@@ -85,10 +85,11 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
 FRAMINGS = ("features", "timesteps")  # (samples, 1, look_back) or (samples, look_back, 1)
 
 # extra – speed settings: the only place they are set
-# An epoch is only 13 batches of 64 windows, so Keras's per-call overhead dominates: with
-# steps_per_execution=16 a whole epoch (and its validation) is one call into the backend.
-# Every batch is still one update of the same model (benchmarks/bench_training.py).
-SPEED = dict(steps_per_execution=16)
+# Keras's defaults. An epoch is only 13 batches, and steps_per_execution=16 (one call per
+# epoch) was 4% to 20% faster, but then a short run (--quick: 2 epochs) traces each new
+# network's functions about as often as it calls them, and TensorFlow warns about
+# retracing. What did pay is in train_network: the step counts it gives fit.
+SPEED = dict()
 
 
 # Importing the data
