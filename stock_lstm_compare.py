@@ -86,9 +86,9 @@ FRAMINGS = ("features", "timesteps")  # (samples, 1, look_back) or (samples, loo
 
 # extra – speed settings: the only place they are set
 # Keras's defaults. An epoch is only 13 batches, and steps_per_execution=16 (one call per
-# epoch) was 4% to 20% faster, but then a short run (--quick: 2 epochs) traces each new
-# network's functions about as often as it calls them, and TensorFlow warns about
-# retracing. What did pay is in train_network: the step counts it gives fit.
+# epoch) was about 10% faster (0.74 of plain Keras's fit against 0.83), but then a short
+# run (--quick: 2 epochs) traces each new network's functions about as often as it calls
+# them, and TensorFlow warns about retracing. The step counts train_network gives fit stay.
 SPEED = dict()
 
 
