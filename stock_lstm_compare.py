@@ -1047,6 +1047,18 @@ def training_cost(fit_s, epochs, epochs_kept=None):
     return cost
 
 
+def add_cost(spent, name, fit_s, epochs, epochs_kept):
+    """extra – add trainings to spent[name], the input of training_cost.
+
+    fit_s: one list of fit seconds per seed; epochs, epochs_kept: one value per training.
+    """
+    entry = spent.setdefault(name, {"fit_s": [[] for _ in fit_s], "epochs": [], "epochs_kept": []})
+    for times, more in zip(entry["fit_s"], fit_s):
+        times.extend(more)
+    entry["epochs"] += epochs
+    entry["epochs_kept"] += epochs_kept
+
+
 def print_results(rows, n_targets, with_std, cost):
     """The results table: every network and baseline on the same test targets.
 
@@ -1417,13 +1429,9 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
         t0 = time.perf_counter()
         by_network = {name: [next(results) for _ in seeds] for name in args.models}
         for name, seed_results in by_network.items():  # extra – each network's cost
-            entry = spent.setdefault(
-                name, {"fit_s": [[] for _ in seeds], "epochs": [], "epochs_kept": []}
-            )
-            for r, result in enumerate(seed_results):
-                entry["fit_s"][r].append(result["fit_s"])
-                entry["epochs"].append(result["epochs"])
-                entry["epochs_kept"].append(result["epoch_kept"])
+            fit_s = [[result["fit_s"]] for result in seed_results]  # one list per seed
+            epochs = [result["epochs"] for result in seed_results]
+            add_cost(spent, name, fit_s, epochs, [r["epoch_kept"] for r in seed_results])
         if last and not inline:  # from the workers: this process prints and saves
             for name, seed_results in by_network.items():
                 report_network(name, seed_results[0], setup, out_dir)
@@ -1671,11 +1679,7 @@ def run_strict(args):
         title = f"{name}, strict protocol: MASE per model (± std over {args.folds} folds)"
         plot_mase({name: summary}, title, stock_dir / "comparison.png")
         for network, entry in layout["spent"].items():  # extra – the cost, over every stock
-            total = spent.setdefault(network, {"fit_s": [[] for _ in seeds], "epochs": []})
-            for times, more in zip(total["fit_s"], entry["fit_s"]):
-                times.extend(more)
-            total["epochs"] += entry["epochs"]
-            total.setdefault("epochs_kept", []).extend(entry["epochs_kept"])
+            add_cost(spent, network, entry["fit_s"], entry["epochs"], entry["epochs_kept"])
         cost = {network: training_cost(**entry) for network, entry in layout["spent"].items()}
         print()
         print_evaluation(summary, name, args.folds, cost)
