@@ -52,7 +52,10 @@ LESSON = {
     "merge_mode": "concat",
 }
 # extra – `--quick`: every step end to end in seconds. Options given explicitly win.
-QUICK = {"n_train": 1_000, "n_eval": 200}
+# 2,000 sequences make 4 calls of 50 batches per fit: with fewer, TensorFlow sees most
+# of its last calls trace a new model and warns ("retracing") when --compare-* trains
+# 7 different models in one process.
+QUICK = {"n_train": 2_000, "n_eval": 200}
 QUICK.update(grid_n_timesteps="5,10", grid_units="5", grid_n_train="1000", grid_batch_size="50")
 
 MERGE_MODES = ("sum", "mul", "concat", "ave")
@@ -203,25 +206,22 @@ def bidirectional_lstm(n_timesteps=10, n_units=50, merge_mode="concat"):
 # ---------------------------------------------------------------------------
 
 
-def predict_probabilities(model, X, chunk=10_000):
-    """The model's sigmoid outputs for X, from direct calls on large chunks.
+def predict(model, X, chunk=10_000):
+    """The model's outputs for X as a NumPy array, from direct calls on large chunks.
 
     A direct call gives model.predict()'s outputs without its compiled batching loop,
-    which took seconds to set up for a few sequences, and which each new model traces
+    which takes seconds to set up for a few examples, and which each new model traces
     again (with many models, TensorFlow warns about that retracing).
     """
     import keras
 
-    probs = [
-        keras.ops.convert_to_numpy(model(X[i : i + chunk], training=False))
-        for i in range(0, len(X), chunk)
-    ]
-    return np.concatenate(probs)
+    parts = [model(X[i : i + chunk], training=False) for i in range(0, len(X), chunk)]
+    return np.concatenate([keras.ops.convert_to_numpy(part) for part in parts])
 
 
 def predict_labels(model, X, chunk=10_000):
     """Threshold the sigmoid outputs at 0.5 (Keras 3 has no predict_classes)."""
-    return (predict_probabilities(model, X, chunk) > 0.5).astype(np.int64)
+    return (predict(model, X, chunk) > 0.5).astype(np.int64)
 
 
 def score_labels(y_true, y_pred):
@@ -242,7 +242,7 @@ def evaluate_network(model, X, y):
     """
     import keras
 
-    probs = predict_probabilities(model, X)
+    probs = predict(model, X)
     loss = keras.ops.mean(keras.losses.binary_crossentropy(y.astype(probs.dtype), probs))
     labels = (probs > 0.5).astype(np.int64)
     return dict(score_labels(y, labels), loss=float(keras.ops.convert_to_numpy(loss)))
@@ -269,11 +269,14 @@ def prediction_lines(model, X, y):
 # ---------------------------------------------------------------------------
 
 
-def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, summary=False):
+def run_lesson(
+    define_model, data, seed, batch_size=10, epochs=1, verbose=1, summary=False, reuse=False
+):
     """The lesson's complete example for one model: define, compile, fit, evaluate, predict.
 
     define_model: makes the model, e.g. `partial(bidirectional_lstm, 10, 50)`. data:
     (X, y) pairs from get_sequences under "train", "eval" and "new" (to predict).
+    extra – reuse: train in an earlier model just like it (see reuse_compiled).
     """
     import keras
 
@@ -288,6 +291,8 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, sum
         metrics=["accuracy"],
         **speed_settings(model, **speed_for(model.input_shape[1])),
     )
+    if reuse:
+        model = reuse_compiled(model)
     if summary:
         model.summary()
     # fit model
@@ -407,7 +412,7 @@ def train_model(define_model, seed, sizes, batch_size, epochs, verbose, summary=
     start = time.perf_counter()
     data = lesson_data(seed, *sizes)
     data_s = time.perf_counter() - start
-    result = run_lesson(define_model, data, seed, batch_size, epochs, verbose, summary)
+    result = run_lesson(define_model, data, seed, batch_size, epochs, verbose, summary, True)
     model = result.pop("model")
     result["scores"]["params"] = model.count_params()
     majority, y_eval = majority_baseline(data["train"][1]), data["eval"][1]
@@ -416,7 +421,8 @@ def train_model(define_model, seed, sizes, batch_size, epochs, verbose, summary=
         "scores": score_labels(y_eval, predict_majority(majority, len(y_eval))),
     }
     epochs_trained = len(result["training"]["history"]["loss"])
-    return dict(result, data_s=data_s, epochs=epochs_trained, model=model if keep else None)
+    model = copy_model(model) if keep else None  # the next training may train in it
+    return dict(result, data_s=data_s, epochs=epochs_trained, model=model)
 
 
 def lesson_trainings(args, seeds):
@@ -1193,6 +1199,7 @@ def run_main(run, args):
     # "failed call to cuInit" on machines without a GPU) quiet. A value you set wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     same_thread_counts()
+    vars(sys.modules[__name__]).pop("_compiled_models", None)  # this run's models only
     try:
         return run(args)
     except KeyboardInterrupt:
@@ -1316,6 +1323,51 @@ def speed_settings(model, steps_per_execution=1, jit_compile="auto", unroll=Fals
         "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
         "jit_compile": jit_compile if backend == "tensorflow" else "auto",
     }
+
+
+def reuse_compiled(model):
+    """An earlier compiled model just like `model`, put in `model`'s state; else `model`.
+
+    Each new Keras model traces (compiles) its training function at its first fit, and
+    TensorFlow warns when many of its last calls traced ("triggered tf.function
+    retracing"). So a model with the configuration and compile settings of one this
+    process trained before (another seed, fold or repeat) trains in that one instead: it
+    takes the new model's weights and dropout seeds (model.variables) and its unused
+    optimizer's variables, so it trains exactly as the new model would, without tracing.
+    The model returned is lent: a later call may train in it. To keep it, copy_model it.
+    """
+    model.optimizer.build(model.trainable_variables)
+    config = {"model": model.get_config(), "compile": model.get_compile_config()}
+    key = json.dumps(_without_names(config), sort_keys=True, default=repr)
+    models = vars(sys.modules[__name__]).setdefault("_compiled_models", {})  # see run_main
+    if key not in models:
+        models[key] = model
+        return model
+    earlier = models[key]
+    new = model.variables + model.optimizer.variables
+    old = earlier.variables + earlier.optimizer.variables
+    if [v.shape for v in new] != [v.shape for v in old]:
+        raise RuntimeError(f"reuse_compiled: the model kept for {model.name} differs")
+    for variable, value in zip(old, new):
+        variable.assign(value)
+    return earlier
+
+
+def copy_model(model):
+    """A copy of a trained model (weights, optimizer, compile settings): what a --jobs
+    worker sends back, since Keras pickles a model as its .keras file."""
+    import pickle
+
+    return pickle.loads(pickle.dumps(model))
+
+
+def _without_names(config):
+    """A model's configuration without its layers' names (new models number them anew)."""
+    if isinstance(config, dict):
+        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+    if isinstance(config, (list, tuple)):
+        return [_without_names(v) for v in config]
+    return config
 
 
 def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=None, callbacks=()):

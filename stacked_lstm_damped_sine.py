@@ -32,6 +32,7 @@ import os
 import platform
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -226,12 +227,13 @@ def plot_examples(X, y):
 # ---------------------------------------------------------------------------
 
 
-def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1):
+def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, reuse=False):
     """The lesson's complete example for one model: define, compile, fit, evaluate, predict.
 
     define_model: makes the model, e.g. `stacked_lstm`. data: (X, y) pairs from
     generate_examples under "train", "eval" and "new" (one new wave, for 7.6). Returns
     the trained model and its results; the caller prints them (see print_results).
+    extra – reuse: train in an earlier model just like it (see reuse_compiled).
     """
     import keras
 
@@ -241,6 +243,8 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1):
     model = define_model()
     # compile model: MAE loss and Adam, as the lesson (SPEED: see the top of the file)
     model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
+    if reuse:
+        model = reuse_compiled(model)
     # fit model: one pass over fresh examples, so each example is seen once.
     # Note: 7.4 says batch size 10 "resets the LSTM's state every 10 samples". Not so: this
     # LSTM is stateless, so every sequence (every sample) starts from a zero state, and no
@@ -249,17 +253,13 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1):
     training = train_network(model, X, y, epochs, batch_size, verbose)
     # evaluate model on fresh examples
     start = time.perf_counter()
-    X_eval, y_eval = data["eval"]
-    loss = model.evaluate(X_eval, y_eval, verbose=0, return_dict=True)["loss"]
-    # prediction on the evaluation examples and on new data. Calling the model directly
-    # (not model.predict) builds no new tf.function per model, so a run that trains many
-    # models prints no "triggered tf.function retracing" warnings.
-    yhat_eval = predict(model, X_eval)
+    loss, yhat_eval = evaluate_network(model, *data["eval"])
+    # make a prediction on new data
     yhat_new = predict(model, data["new"][0])
     evaluate_s = time.perf_counter() - start
     return dict(
         model=model,
-        keras_mae=float(loss),
+        keras_mae=loss,
         yhat_eval=yhat_eval,
         yhat_new=yhat_new,
         training=training,
@@ -267,8 +267,26 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1):
     )
 
 
+def evaluate_network(model, X, y):
+    """The loss (MAE, as model.evaluate reports it) and the predictions it comes from.
+
+    Both come from one set of direct calls: model.evaluate would compile (trace) a test
+    loop for each new model, and TensorFlow warns when that happens again and again.
+    """
+    import keras
+
+    yhat = predict(model, X)
+    loss = keras.ops.mean(keras.losses.mean_absolute_error(y.astype(yhat.dtype), yhat))
+    return float(keras.ops.convert_to_numpy(loss)), yhat
+
+
 def predict(model, X, chunk=10_000):
-    """The model's outputs for X as a NumPy array, `chunk` examples per call."""
+    """The model's outputs for X as a NumPy array, from direct calls on large chunks.
+
+    A direct call gives model.predict()'s outputs without its compiled batching loop,
+    which takes seconds to set up for a few examples, and which each new model traces
+    again (with many models, TensorFlow warns about that retracing).
+    """
     import keras
 
     parts = [model(X[i : i + chunk], training=False) for i in range(0, len(X), chunk)]
@@ -469,13 +487,14 @@ def train_model(name, seed, args, keep=False):
     """
     import keras
 
-    keras.backend.clear_session()  # free the previous training's model
+    keras.backend.clear_session()  # its layers named anew (reuse_compiled keeps models)
     start = time.perf_counter()
     data = make_data(args, random_streams(seed, STREAMS))
     data_s = time.perf_counter() - start
     n, batch = f"{args.n_train:,}", args.batch_size
     print(f"7.4 fit {name} (seed {seed}) on {n} examples, batch size {batch}")
-    run = run_lesson(lambda: define(name, args), data, seed, batch, args.epochs, args.verbose)
+    define_model = partial(define, name, args)
+    run = run_lesson(define_model, data, seed, batch, args.epochs, args.verbose, reuse=True)
     # extra – the model and both baselines scored on the very same evaluation examples
     X_eval, y_eval = data["eval"]
     history = run["training"]["history"]
@@ -494,7 +513,7 @@ def train_model(name, seed, args, keep=False):
     if keep:
         X_new, y_new = data["new"]
         result.update(
-            model=run["model"],
+            model=copy_model(run["model"]),  # the next training may train in this one
             batches=run["training"]["batches"],
             x_new=X_new[0, :, 0],
             y_new=y_new[0],
@@ -574,7 +593,7 @@ def summarise(per_seed):
         summary[name] = {f"mae_{key}": value for key, value in stats.items()}
         summary[name]["mae_per_seed"] = values
         if "keras_mae" in per_seed[0][name]:
-            summary[name]["keras_evaluate_mae_per_seed"] = [s[name]["keras_mae"] for s in per_seed]
+            summary[name]["keras_loss_per_seed"] = [s[name]["keras_mae"] for s in per_seed]
             summary[name]["params"] = per_seed[0][name]["params"]
     return summary
 
@@ -650,7 +669,7 @@ def length_training(seed, length, n_train, cells, args):
     """One training of the grid: the stacked LSTM (args.layers of `cells` each) at one length."""
     import keras
 
-    keras.backend.clear_session()  # free the previous training's model
+    keras.backend.clear_session()  # its layers named anew (reuse_compiled keeps models)
     start = time.perf_counter()
     config = argparse.Namespace(**{**vars(args), "length": length, "n_train": n_train})
     data = make_data(config, random_streams(seed, STREAMS))
@@ -660,7 +679,7 @@ def length_training(seed, length, n_train, cells, args):
         return stacked_lstm(length, args.output, [cells] * args.layers, dropout=args.dropout)
 
     print(f"7.4 fit {grid_key(length, n_train, cells)} (seed {seed})")
-    run = run_lesson(define_model, data, seed, args.batch_size, args.epochs, args.verbose)
+    run = run_lesson(define_model, data, seed, args.batch_size, args.epochs, args.verbose, True)
     X_eval, y_eval = data["eval"]
     return dict(
         seed=seed,
@@ -1125,6 +1144,7 @@ def run_main(run, args):
     # "failed call to cuInit" on machines without a GPU) quiet. A value you set wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     same_thread_counts()
+    vars(sys.modules[__name__]).pop("_compiled_models", None)  # this run's models only
     try:
         return run(args)
     except KeyboardInterrupt:
@@ -1248,6 +1268,51 @@ def speed_settings(model, steps_per_execution=1, jit_compile="auto", unroll=Fals
         "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
         "jit_compile": jit_compile if backend == "tensorflow" else "auto",
     }
+
+
+def reuse_compiled(model):
+    """An earlier compiled model just like `model`, put in `model`'s state; else `model`.
+
+    Each new Keras model traces (compiles) its training function at its first fit, and
+    TensorFlow warns when many of its last calls traced ("triggered tf.function
+    retracing"). So a model with the configuration and compile settings of one this
+    process trained before (another seed, fold or repeat) trains in that one instead: it
+    takes the new model's weights and dropout seeds (model.variables) and its unused
+    optimizer's variables, so it trains exactly as the new model would, without tracing.
+    The model returned is lent: a later call may train in it. To keep it, copy_model it.
+    """
+    model.optimizer.build(model.trainable_variables)
+    config = {"model": model.get_config(), "compile": model.get_compile_config()}
+    key = json.dumps(_without_names(config), sort_keys=True, default=repr)
+    models = vars(sys.modules[__name__]).setdefault("_compiled_models", {})  # see run_main
+    if key not in models:
+        models[key] = model
+        return model
+    earlier = models[key]
+    new = model.variables + model.optimizer.variables
+    old = earlier.variables + earlier.optimizer.variables
+    if [v.shape for v in new] != [v.shape for v in old]:
+        raise RuntimeError(f"reuse_compiled: the model kept for {model.name} differs")
+    for variable, value in zip(old, new):
+        variable.assign(value)
+    return earlier
+
+
+def copy_model(model):
+    """A copy of a trained model (weights, optimizer, compile settings): what a --jobs
+    worker sends back, since Keras pickles a model as its .keras file."""
+    import pickle
+
+    return pickle.loads(pickle.dumps(model))
+
+
+def _without_names(config):
+    """A model's configuration without its layers' names (new models number them anew)."""
+    if isinstance(config, dict):
+        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+    if isinstance(config, (list, tuple)):
+        return [_without_names(v) for v in config]
+    return config
 
 
 def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=None, callbacks=()):

@@ -704,7 +704,7 @@ def define_and_compile(name, input_shape, args):
     return model
 
 
-def run_network(name, setup, args, seed, out_dir=None, model=None):
+def run_network(name, setup, args, seed, out_dir=None, reuse=False):
     """One network through the lesson's steps: define, compile, fit, predict, evaluate.
 
     The lesson protocol scores the model as it is after its last epoch, as the chapter
@@ -712,15 +712,17 @@ def run_network(name, setup, args, seed, out_dir=None, model=None):
     file at each better training loss, and nothing ever reads those files back, so we
     don't repeat it.) extra – the strict protocol restores the epoch with the lowest
     validation loss. Given out_dir (the first seed), the model is also summarised and
-    saved, and its losses and predictions plotted. extra – the strict protocol passes
-    in a compiled model, reset to its first state (see fresh_network).
+    saved, and its losses and predictions plotted. extra – reuse: train in an earlier
+    model just like it (see reuse_compiled).
     """
     import keras
 
     frames, splits, val = setup["frames"], setup["splits"], setup["val_split"]
-    if model is None:
-        keras.utils.set_random_seed(seed)  # each training is seeded on its own
-        model = define_and_compile(name, setup["input_shape"], args)
+    # define and compile model (seeded, so each training is reproducible on its own)
+    keras.utils.set_random_seed(seed)
+    model = define_and_compile(name, setup["input_shape"], args)
+    if reuse:
+        model = reuse_compiled(model)
     # fit model; strict: keep the best epoch (patience=epochs: it never stops early)
     callbacks = [keep_best_epoch(args.epochs)] if setup["monitor"] else []
     epoch_ends = []  # extra – when each epoch ended, for the convergence exercise
@@ -791,9 +793,10 @@ def lesson_training(name, setup, args, seed, heading, out_dir=None, keep_model=F
     otherwise it is dropped, so that a worker does not send it back for nothing.
     """
     print(heading)
-    result = run_network(name, setup, args, seed, out_dir)
-    if not keep_model:
-        result.pop("model")
+    result = run_network(name, setup, args, seed, out_dir, reuse=True)
+    model = result.pop("model")
+    if keep_model:  # a copy: the next training may train in this one
+        result["model"] = copy_model(model)
     return result
 
 
@@ -1272,17 +1275,17 @@ def train_fold_network(name, setup, args, seed, heading=None, out_dir=None, keep
     """extra – one network, one seed, one fold of the strict protocol (run_trainings, --jobs).
 
     heading: a line to print first (the fold's, one process only). out_dir: summarise, save
-    and plot at once (the last fold's first seed, one process only). keep_model: return the
-    trained model, for the parent to do that. Otherwise the model stays in this process's
-    network_cache for the next fold.
+    and plot at once (the last fold's first seed, one process only). keep_model: return a
+    copy of the trained model, for the parent to do that. The next fold trains in the
+    model itself (reuse_compiled), put in a new model's state.
     """
     start = time.perf_counter()
     if heading:
         print(heading)
-    model = fresh_network(name, setup["input_shape"], seed, network_cache(), args)
-    result = run_network(name, setup, args, seed, out_dir, model)
-    if not keep_model:
-        result.pop("model")
+    result = run_network(name, setup, args, seed, out_dir, reuse=True)
+    model = result.pop("model")
+    if keep_model:  # a copy: the next training may train in this one
+        result["model"] = copy_model(model)
     result["seconds"] = time.perf_counter() - start
     return result
 
@@ -1330,44 +1333,6 @@ def score_fold(known, results, args):
             "residuals": truth - prices.mean(axis=0),  # signed, for --forecast's intervals
         }
     return scores, runs
-
-
-def network_cache():
-    """extra – this process's compiled networks, for fresh_network: {key: (model, state)}.
-
-    Kept on the module object in sys.modules rather than in a global: run as a script,
-    this file is __main__, and a --jobs worker receives each training's function with a
-    new copy of its globals, but keeps the same module object for as long as it lives.
-    """
-    return vars(sys.modules[__name__]).setdefault("_network_cache", {})
-
-
-def fresh_network(name, input_shape, seed, cache, args):
-    """A compiled network in the state a new one built with `seed` would have.
-
-    The first call builds and compiles it and keeps its first state; later calls
-    (the next folds) put that state back: the weights, the dropout seeds (both in
-    model.variables) and the optimizer's variables. The model keeps its traced
-    training function, so TensorFlow does not trace it again for every fold.
-    Either way the global seed is set last, so fit shuffles the same.
-    """
-    import keras
-
-    # the same network only for the same build and compile settings
-    key = (name, tuple(input_shape), seed, args.scale, args.loss, args.optimizer)
-    key += (args.learning_rate,)
-    if key not in cache:
-        keras.utils.set_random_seed(seed)
-        model = define_and_compile(name, input_shape, args)
-        model.optimizer.build(model.trainable_variables)
-        first = [[v.numpy() for v in vs] for vs in (model.variables, model.optimizer.variables)]
-        cache[key] = model, first
-    model, first = cache[key]
-    for variables, values in zip((model.variables, model.optimizer.variables), first):
-        for variable, value in zip(variables, values):
-            variable.assign(value)
-    keras.utils.set_random_seed(seed)
-    return model
 
 
 def diebold_mariano(loss_differential, horizon):
@@ -1656,7 +1621,6 @@ def run_strict(args):
     stocks = [load_stock(args, ticker) for ticker in resolve_tickers(args)]
     out_dir = prepare_out_dir(args.out_dir)
     horizon = args.foresight + 1
-    network_cache().clear()  # this run's networks only (tests run several in one process)
     evaluation, fold_logs, data, forecasts, spent = {}, {}, {}, {}, {}
     for stock in stocks:
         name, mid, dates = stock["name"], stock["mid"], stock["data"]["dates"]
@@ -1830,8 +1794,11 @@ def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir):
 def refit_network(name, frames, y, args, seed, epochs):
     """extra – --forecast: one network, one seed, trained on frames["train"] without
     validation; returns its forecast for frames["now"], in the networks' units."""
-    shape = input_shape_for(args.framing, args.look_back)
-    model = fresh_network(name, shape, seed, {}, args)
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = define_and_compile(name, input_shape_for(args.framing, args.look_back), args)
+    model = reuse_compiled(model)
     train_network(model, frames["train"], y, epochs, args.batch_size, 0)
     return predict_splits(model, {"now": frames["now"]})["now"]  # float32, shape (1,)
 
@@ -2316,6 +2283,7 @@ def run_main(run, args):
     # "failed call to cuInit" on machines without a GPU) quiet. A value you set wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     same_thread_counts()
+    vars(sys.modules[__name__]).pop("_compiled_models", None)  # this run's models only
     try:
         return run(args)
     except KeyboardInterrupt:
@@ -2439,6 +2407,51 @@ def speed_settings(model, steps_per_execution=1, jit_compile="auto", unroll=Fals
         "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
         "jit_compile": jit_compile if backend == "tensorflow" else "auto",
     }
+
+
+def reuse_compiled(model):
+    """An earlier compiled model just like `model`, put in `model`'s state; else `model`.
+
+    Each new Keras model traces (compiles) its training function at its first fit, and
+    TensorFlow warns when many of its last calls traced ("triggered tf.function
+    retracing"). So a model with the configuration and compile settings of one this
+    process trained before (another seed, fold or repeat) trains in that one instead: it
+    takes the new model's weights and dropout seeds (model.variables) and its unused
+    optimizer's variables, so it trains exactly as the new model would, without tracing.
+    The model returned is lent: a later call may train in it. To keep it, copy_model it.
+    """
+    model.optimizer.build(model.trainable_variables)
+    config = {"model": model.get_config(), "compile": model.get_compile_config()}
+    key = json.dumps(_without_names(config), sort_keys=True, default=repr)
+    models = vars(sys.modules[__name__]).setdefault("_compiled_models", {})  # see run_main
+    if key not in models:
+        models[key] = model
+        return model
+    earlier = models[key]
+    new = model.variables + model.optimizer.variables
+    old = earlier.variables + earlier.optimizer.variables
+    if [v.shape for v in new] != [v.shape for v in old]:
+        raise RuntimeError(f"reuse_compiled: the model kept for {model.name} differs")
+    for variable, value in zip(old, new):
+        variable.assign(value)
+    return earlier
+
+
+def copy_model(model):
+    """A copy of a trained model (weights, optimizer, compile settings): what a --jobs
+    worker sends back, since Keras pickles a model as its .keras file."""
+    import pickle
+
+    return pickle.loads(pickle.dumps(model))
+
+
+def _without_names(config):
+    """A model's configuration without its layers' names (new models number them anew)."""
+    if isinstance(config, dict):
+        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+    if isinstance(config, (list, tuple)):
+        return [_without_names(v) for v in config]
+    return config
 
 
 def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=None, callbacks=()):

@@ -200,6 +200,7 @@ def test_evaluation_set_does_not_change_with_n_train(monkeypatch):
         return {"model": model, "scores": {}, "training": training, "evaluate_s": 0.0}
 
     monkeypatch.setattr(bc, "run_lesson", fake_run_lesson)
+    monkeypatch.setattr(bc, "copy_model", lambda model: model)  # the fake has no weights
     for n_train in ("300", "400"):
         args = bc.parse_args(["--quick", "--n-train", n_train])
         for _, function, arguments in bc.lesson_trainings(args, [7]):

@@ -222,6 +222,68 @@ def test_train_network_gives_the_same_losses_as_a_plain_fit_with_validation():
 
 
 # ---------------------------------------------------------------------------
+# reuse_compiled: a later training of the same model traces nothing again (issue 13)
+# ---------------------------------------------------------------------------
+
+
+def seeded_model(seed, units=3, loss="mse"):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(units),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(loss=loss, optimizer="adam")
+    return model
+
+
+def test_reuse_compiled_trains_an_earlier_model_exactly_as_the_new_one_would():
+    import stacked_lstm_damped_sine as s
+
+    vars(s).pop("_compiled_models", None)
+    x = np.random.default_rng(0).random((64, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    first = s.reuse_compiled(seeded_model(1))
+    first.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    traced = first.train_function
+
+    new = seeded_model(2)
+    start = [v.numpy().copy() for v in new.variables]  # weights and the dropout seed
+    again = s.reuse_compiled(new)
+    assert again is first
+    for variable, value in zip(again.variables, start):
+        np.testing.assert_array_equal(variable.numpy(), value)
+    assert int(again.optimizer.iterations.numpy()) == 0
+    again.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert again.train_function is traced  # not traced again
+
+    plain = seeded_model(2)  # the same seed, never reused
+    plain.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    for a, b in zip(again.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_reuse_compiled_needs_the_same_model_and_copy_model_keeps_one_apart():
+    import stacked_lstm_damped_sine as s
+
+    vars(s).pop("_compiled_models", None)
+    first = s.reuse_compiled(seeded_model(1))
+    assert s.reuse_compiled(seeded_model(1, units=4)) is not first
+    assert s.reuse_compiled(seeded_model(1, loss="mae")) is not first
+    kept = s.copy_model(first)  # what a training hands back to be saved
+    weights = [w.copy() for w in kept.get_weights()]
+    assert s.reuse_compiled(seeded_model(2)) is first  # first now holds seed 2's state
+    for a, b in zip(kept.get_weights(), weights):
+        np.testing.assert_array_equal(a, b)
+    assert kept.get_compile_config() == first.get_compile_config()
+
+
+# ---------------------------------------------------------------------------
 # run_trainings (--jobs), same_thread_counts and the memory guard
 # ---------------------------------------------------------------------------
 

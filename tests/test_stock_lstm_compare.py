@@ -538,22 +538,31 @@ def test_dm_verdict_is_computed_from_the_p_values():
     assert "simple_lstm on A" in sentence and "50% significant" in sentence
 
 
-def test_a_reused_network_trains_exactly_as_a_new_one(tmp_path):
-    """The strict protocol resets one model per fold instead of building a new one."""
+def test_a_reused_network_trains_exactly_as_a_new_one():
+    """A fold's network trains in the model of an earlier fold or seed (reuse_compiled)."""
+    import keras
+
     rng = np.random.default_rng(1)
     x = rng.random((300, 1, 7)).astype("float32")
     y = x[:, 0, -1] + 0.1 * rng.random(300).astype("float32")
-    cache, weights = {}, []
-    for data in ((x[:200], y[:200]), (x[100:], y[100:]), (x[100:], y[100:])):
-        use = cache if len(weights) < 2 else {}  # the third: a new model, as a first fold builds
-        model = slc.fresh_network(
-            "simple_gru", (1, 7), 5, use, slc.parse_args([])
-        )  # + dropout seeds
+    args = slc.parse_args([])
+
+    def train(seed, data, reuse):
+        keras.utils.set_random_seed(seed)
+        model = slc.define_and_compile("simple_gru", (1, 7), args)  # recurrent dropout
+        if reuse:
+            model = slc.reuse_compiled(model)
         model.fit(*data, epochs=2, batch_size=32, verbose=0)
-        weights.append([w.copy() for w in model.get_weights()])
-    for reused, new in zip(weights[1], weights[2]):
-        np.testing.assert_array_equal(reused, new)
-    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], weights[1]))
+        return model, [w.copy() for w in model.get_weights()]
+
+    vars(slc).pop("_compiled_models", None)
+    first, _ = train(5, (x[:200], y[:200]), reuse=True)  # the first of its kind: kept
+    again, reused = train(6, (x[100:], y[100:]), reuse=True)  # trains in the first model
+    assert again is first
+    new, fresh = train(6, (x[100:], y[100:]), reuse=False)  # a new model
+    assert new is not first
+    for a, b in zip(reused, fresh):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---------------------------------------------------------------------------
@@ -1525,7 +1534,7 @@ def run_script(argv, cwd, timeout=400):
     [
         ("lesson", ["--models", "feed_forward", "simple_gru", "--repeats", "2"]),
         # 3 trainings per fold: a network's next fold may land on another worker, whose
-        # cache holds another state of it (fresh_network must reset it)
+        # last model is in another state (reuse_compiled must reset it)
         ("strict", ["--models", "feed_forward", "simple_gru", "simple_lstm", "--folds", "3"]),
     ],
 )
