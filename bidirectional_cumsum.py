@@ -54,7 +54,7 @@ LESSON = {
 # extra – `--quick`: every step end to end in seconds. Options given explicitly win.
 # 2,000 sequences make 4 calls of 50 batches per fit: with fewer, TensorFlow sees most
 # of its last calls trace a new model and warns ("retracing") when --compare-* trains
-# 7 different models in one process.
+# 6 different models in one process.
 QUICK = {"n_train": 2_000, "n_eval": 200}
 QUICK.update(grid_n_timesteps="5,10", grid_units="5", grid_n_train="1000", grid_batch_size="50")
 
@@ -291,7 +291,7 @@ def run_lesson(
         metrics=["accuracy"],
         **speed_settings(model, **speed_for(model.input_shape[1])),
     )
-    if reuse:
+    if reuse:  # extra – train in an earlier model just like this one (see reuse_compiled)
         model = reuse_compiled(model)
     if summary:
         model.summary()
@@ -412,7 +412,7 @@ def train_model(define_model, seed, sizes, batch_size, epochs, verbose, summary=
     start = time.perf_counter()
     data = lesson_data(seed, *sizes)
     data_s = time.perf_counter() - start
-    result = run_lesson(define_model, data, seed, batch_size, epochs, verbose, summary, True)
+    result = run_lesson(define_model, data, seed, batch_size, epochs, verbose, summary, reuse=True)
     model = result.pop("model")
     result["scores"]["params"] = model.count_params()
     majority, y_eval = majority_baseline(data["train"][1]), data["eval"][1]
@@ -1335,11 +1335,15 @@ def reuse_compiled(model):
     takes the new model's weights and dropout seeds (model.variables) and its unused
     optimizer's variables, so it trains exactly as the new model would, without tracing.
     The model returned is lent: a later call may train in it. To keep it, copy_model it.
+    Every kind of model stays in memory until the run ends (a few MB for these models).
     """
     model.optimizer.build(model.trainable_variables)
     config = {"model": model.get_config(), "compile": model.get_compile_config()}
-    key = json.dumps(_without_names(config), sort_keys=True, default=repr)
-    models = vars(sys.modules[__name__]).setdefault("_compiled_models", {})  # see run_main
+    key = model.name + json.dumps(_without_names(config), sort_keys=True, default=repr)
+    # kept on the module object: in a --jobs worker, a function of a script run as
+    # __main__ arrives with a new copy of its globals, but the module stays for the
+    # worker's life. run_main empties it for each run (a worker keeps its own)
+    models = vars(sys.modules[__name__]).setdefault("_compiled_models", {})
     if key not in models:
         models[key] = model
         return model
@@ -1362,9 +1366,10 @@ def copy_model(model):
 
 
 def _without_names(config):
-    """A model's configuration without its layers' names (new models number them anew)."""
+    """A model's configuration without the names Keras numbers anew (lstm_1, adam_2, ...);
+    a dtype policy's name (its only key, e.g. "float32") stays."""
     if isinstance(config, dict):
-        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+        return {k: _without_names(v) for k, v in config.items() if k != "name" or len(config) == 1}
     if isinstance(config, (list, tuple)):
         return [_without_names(v) for v in config]
     return config
@@ -1593,7 +1598,7 @@ def library_versions():
     import keras
 
     versions = {"python": platform.python_version(), "backend": keras.backend.backend()}
-    packages = "keras numpy matplotlib tensorflow jax torch pandas scikit-learn"
+    packages = "keras numpy matplotlib tensorflow tensorflow-cpu jax torch pandas scikit-learn"
     for package in packages.split():
         try:
             versions[package] = version(package)

@@ -243,7 +243,7 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, reu
     model = define_model()
     # compile model: MAE loss and Adam, as the lesson (SPEED: see the top of the file)
     model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
-    if reuse:
+    if reuse:  # extra – train in an earlier model just like this one (see reuse_compiled)
         model = reuse_compiled(model)
     # fit model: one pass over fresh examples, so each example is seen once.
     # Note: 7.4 says batch size 10 "resets the LSTM's state every 10 samples". Not so: this
@@ -251,7 +251,7 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, reu
     # state passes from one sample to the next. The batch size only sets how many samples
     # are averaged into each weight update (10 here: 1,000 updates for 10,000 samples).
     training = train_network(model, X, y, epochs, batch_size, verbose)
-    # evaluate model on fresh examples
+    # evaluate model on fresh examples: the lesson's model.evaluate(X, y), from direct calls
     start = time.perf_counter()
     loss, yhat_eval = evaluate_network(model, *data["eval"])
     # make a prediction on new data
@@ -487,7 +487,7 @@ def train_model(name, seed, args, keep=False):
     """
     import keras
 
-    keras.backend.clear_session()  # its layers named anew (reuse_compiled keeps models)
+    keras.backend.clear_session()  # layer names start again at lstm, lstm_1 (models stay)
     start = time.perf_counter()
     data = make_data(args, random_streams(seed, STREAMS))
     data_s = time.perf_counter() - start
@@ -669,7 +669,7 @@ def length_training(seed, length, n_train, cells, args):
     """One training of the grid: the stacked LSTM (args.layers of `cells` each) at one length."""
     import keras
 
-    keras.backend.clear_session()  # its layers named anew (reuse_compiled keeps models)
+    keras.backend.clear_session()  # layer names start again at lstm, lstm_1 (models stay)
     start = time.perf_counter()
     config = argparse.Namespace(**{**vars(args), "length": length, "n_train": n_train})
     data = make_data(config, random_streams(seed, STREAMS))
@@ -679,7 +679,9 @@ def length_training(seed, length, n_train, cells, args):
         return stacked_lstm(length, args.output, [cells] * args.layers, dropout=args.dropout)
 
     print(f"7.4 fit {grid_key(length, n_train, cells)} (seed {seed})")
-    run = run_lesson(define_model, data, seed, args.batch_size, args.epochs, args.verbose, True)
+    run = run_lesson(
+        define_model, data, seed, args.batch_size, args.epochs, args.verbose, reuse=True
+    )
     X_eval, y_eval = data["eval"]
     return dict(
         seed=seed,
@@ -1280,11 +1282,15 @@ def reuse_compiled(model):
     takes the new model's weights and dropout seeds (model.variables) and its unused
     optimizer's variables, so it trains exactly as the new model would, without tracing.
     The model returned is lent: a later call may train in it. To keep it, copy_model it.
+    Every kind of model stays in memory until the run ends (a few MB for these models).
     """
     model.optimizer.build(model.trainable_variables)
     config = {"model": model.get_config(), "compile": model.get_compile_config()}
-    key = json.dumps(_without_names(config), sort_keys=True, default=repr)
-    models = vars(sys.modules[__name__]).setdefault("_compiled_models", {})  # see run_main
+    key = model.name + json.dumps(_without_names(config), sort_keys=True, default=repr)
+    # kept on the module object: in a --jobs worker, a function of a script run as
+    # __main__ arrives with a new copy of its globals, but the module stays for the
+    # worker's life. run_main empties it for each run (a worker keeps its own)
+    models = vars(sys.modules[__name__]).setdefault("_compiled_models", {})
     if key not in models:
         models[key] = model
         return model
@@ -1307,9 +1313,10 @@ def copy_model(model):
 
 
 def _without_names(config):
-    """A model's configuration without its layers' names (new models number them anew)."""
+    """A model's configuration without the names Keras numbers anew (lstm_1, adam_2, ...);
+    a dtype policy's name (its only key, e.g. "float32") stays."""
     if isinstance(config, dict):
-        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+        return {k: _without_names(v) for k, v in config.items() if k != "name" or len(config) == 1}
     if isinstance(config, (list, tuple)):
         return [_without_names(v) for v in config]
     return config
@@ -1538,7 +1545,7 @@ def library_versions():
     import keras
 
     versions = {"python": platform.python_version(), "backend": keras.backend.backend()}
-    packages = "keras numpy matplotlib tensorflow jax torch pandas scikit-learn"
+    packages = "keras numpy matplotlib tensorflow tensorflow-cpu jax torch pandas scikit-learn"
     for package in packages.split():
         try:
             versions[package] = version(package)

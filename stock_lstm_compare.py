@@ -721,7 +721,7 @@ def run_network(name, setup, args, seed, out_dir=None, reuse=False):
     # define and compile model (seeded, so each training is reproducible on its own)
     keras.utils.set_random_seed(seed)
     model = define_and_compile(name, setup["input_shape"], args)
-    if reuse:
+    if reuse:  # extra – train in an earlier model just like this one (see reuse_compiled)
         model = reuse_compiled(model)
     # fit model; strict: keep the best epoch (patience=epochs: it never stops early)
     callbacks = [keep_best_epoch(args.epochs)] if setup["monitor"] else []
@@ -789,8 +789,8 @@ def lesson_training(name, setup, args, seed, heading, out_dir=None, keep_model=F
     """extra – one training of the lesson protocol, as run_trainings calls it (--jobs).
 
     heading: the line printed first. out_dir: report here at once (one process only).
-    keep_model: return the trained model (the first seed's, for its summary and file);
-    otherwise it is dropped, so that a worker does not send it back for nothing.
+    keep_model: return a copy of the trained model (the first seed's, for its summary and
+    file); otherwise it is dropped, so that a worker does not send it back for nothing.
     """
     print(heading)
     result = run_network(name, setup, args, seed, out_dir, reuse=True)
@@ -2419,11 +2419,15 @@ def reuse_compiled(model):
     takes the new model's weights and dropout seeds (model.variables) and its unused
     optimizer's variables, so it trains exactly as the new model would, without tracing.
     The model returned is lent: a later call may train in it. To keep it, copy_model it.
+    Every kind of model stays in memory until the run ends (a few MB for these models).
     """
     model.optimizer.build(model.trainable_variables)
     config = {"model": model.get_config(), "compile": model.get_compile_config()}
-    key = json.dumps(_without_names(config), sort_keys=True, default=repr)
-    models = vars(sys.modules[__name__]).setdefault("_compiled_models", {})  # see run_main
+    key = model.name + json.dumps(_without_names(config), sort_keys=True, default=repr)
+    # kept on the module object: in a --jobs worker, a function of a script run as
+    # __main__ arrives with a new copy of its globals, but the module stays for the
+    # worker's life. run_main empties it for each run (a worker keeps its own)
+    models = vars(sys.modules[__name__]).setdefault("_compiled_models", {})
     if key not in models:
         models[key] = model
         return model
@@ -2446,9 +2450,10 @@ def copy_model(model):
 
 
 def _without_names(config):
-    """A model's configuration without its layers' names (new models number them anew)."""
+    """A model's configuration without the names Keras numbers anew (lstm_1, adam_2, ...);
+    a dtype policy's name (its only key, e.g. "float32") stays."""
     if isinstance(config, dict):
-        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+        return {k: _without_names(v) for k, v in config.items() if k != "name" or len(config) == 1}
     if isinstance(config, (list, tuple)):
         return [_without_names(v) for v in config]
     return config
@@ -2677,7 +2682,7 @@ def library_versions():
     import keras
 
     versions = {"python": platform.python_version(), "backend": keras.backend.backend()}
-    packages = "keras numpy matplotlib tensorflow jax torch pandas scikit-learn"
+    packages = "keras numpy matplotlib tensorflow tensorflow-cpu jax torch pandas scikit-learn"
     for package in packages.split():
         try:
             versions[package] = version(package)

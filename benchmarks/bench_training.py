@@ -327,7 +327,7 @@ def versions():
         "keras": keras.__version__,
         "numpy": np.__version__,
     }
-    for package in ("tensorflow", "jax", "torch"):
+    for package in ("tensorflow", "tensorflow-cpu", "jax", "torch"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:

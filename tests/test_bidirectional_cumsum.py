@@ -763,6 +763,16 @@ def run_script(args, timeout=600):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
 
 
+def test_quick_with_every_model_prints_no_retracing_warning(tmp_path):
+    """6 kinds of model x 2 seeds in one process: each kind traced once (reuse_compiled),
+    evaluated by direct calls, and 4 calls per fit, so TensorFlow has nothing to warn of."""
+    options = ["--quick", "--verbose", "0", "--compare-directions", "--compare-merge-modes"]
+    done = run_script([*options, "--repeats", "2", "--out-dir", str(tmp_path / "out")])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "fit bidirectional_lstm_ave" in done.stdout and "fit backward_lstm" in done.stdout
+    assert "retracing" not in done.stdout + done.stderr
+
+
 def test_jobs_2_gives_the_numbers_of_jobs_1(tmp_path):
     """Each training seeds itself: in worker processes it gives the same numbers."""
     small = ["--quick", "--verbose", "0", "--repeats", "2", "--compare-directions"]

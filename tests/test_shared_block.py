@@ -236,7 +236,8 @@ def seeded_model(seed, units=3, loss="mse"):
             keras.layers.Dense(units),
             keras.layers.Dropout(0.3),
             keras.layers.Dense(1),
-        ]
+        ],
+        name="tiny",
     )
     model.compile(loss=loss, optimizer="adam")
     return model
@@ -275,6 +276,9 @@ def test_reuse_compiled_needs_the_same_model_and_copy_model_keeps_one_apart():
     first = s.reuse_compiled(seeded_model(1))
     assert s.reuse_compiled(seeded_model(1, units=4)) is not first
     assert s.reuse_compiled(seeded_model(1, loss="mae")) is not first
+    renamed = seeded_model(1)
+    renamed.name = "other"  # a model of another name is another model (its saved file)
+    assert s.reuse_compiled(renamed) is not first
     kept = s.copy_model(first)  # what a training hands back to be saved
     weights = [w.copy() for w in kept.get_weights()]
     assert s.reuse_compiled(seeded_model(2)) is first  # first now holds seed 2's state

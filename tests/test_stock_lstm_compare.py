@@ -1552,7 +1552,8 @@ def test_jobs_2_gives_the_same_numbers_as_jobs_1(tmp_path, protocol, more):
             p.name for p in out_dir.iterdir()
         }
         assert ("trainings in 2 worker processes" in result.stdout) == (jobs == 2)
-        assert "retracing" not in result.stdout + result.stderr
+        if jobs == 1:  # a worker's own output goes to /dev/null
+            assert "retracing" not in result.stdout + result.stderr
     # the first seed's lesson steps are printed by the parent with any --jobs
     assert 'Model: "simple_gru"' in result.stdout
     assert without_timings(records[1]) == without_timings(records[2])
