@@ -1000,7 +1000,8 @@ def check_data_memory(args):
         processes = max(1, min(args.jobs, trainings))
         if processes > 1:
             lower += " (or --jobs)"
-        check_memory(processes * data_bytes(length, args.output, n_train, args.n_eval), lower)
+        need = processes * data_bytes(length, args.output, n_train, args.n_eval)
+        check_memory(need, lower, processes)
 
 
 def parse_args(argv=None):
@@ -1525,16 +1526,27 @@ def available_memory():
     return available
 
 
-def check_memory(need_bytes, lower):
-    """Bad input: stop (exit 2, nothing written) if the data will not fit in free memory.
+# What one process that imports Keras and trains takes beyond its data: 0.8 to 0.9 GiB
+# of private memory, measured in a --jobs worker of lesson 7 on TensorFlow (2026-12-01).
+KERAS_PROCESS_BYTES = 800 * 2**20
 
-    need_bytes: the run's estimated peak for its data; lower: the option(s) to lower.
+
+def check_memory(data_bytes, lower, processes=1):
+    """Bad input: stop (exit 2, nothing written) if the run will not fit in free memory.
+
+    data_bytes: the estimated peak of the run's data, every process's together; lower: the
+    option(s) to lower; processes: how many import Keras and train (each --jobs worker
+    imports it again), at KERAS_PROCESS_BYTES each.
     """
     available = available_memory()
-    if available is not None and need_bytes > available:
+    need = data_bytes + processes * KERAS_PROCESS_BYTES
+    if available is not None and need > available:
+        each = f"{KERAS_PROCESS_BYTES / 2**30:.1f} GiB"
+        keras = f"Keras {each} in {processes} process" + ("es" if processes > 1 else "")
         fail(
-            f"the data would need about {need_bytes / 2**30:.1f} GiB of memory, and "
-            f"{available / 2**30:.1f} GiB is available; lower {lower}"
+            f"the run would need about {need / 2**30:.1f} GiB of memory (data "
+            f"{data_bytes / 2**30:.1f} GiB, {keras}), and {available / 2**30:.1f} GiB "
+            f"is available; lower {lower}"
         )
 
 

@@ -2011,7 +2011,8 @@ def parse_args(argv=None):
     args.folds, args.target = args.folds or 5, args.target or "price"
     args.models = [name for name in NETWORKS if name in args.models]  # in the lesson's order
     args.out_dir = args.out_dir or Path("outputs") / Path(__file__).stem / args.protocol
-    check_memory(memory_estimate(args), "--jobs or --train-size/--test-size, or a smaller --csv")
+    lower = "--jobs or --train-size/--test-size, or a smaller --csv"
+    check_memory(memory_estimate(args), lower, training_processes(args))
     return args
 
 
@@ -2029,12 +2030,17 @@ def memory_estimate(args):
     # the windows: train + test rows, at most the file's rows (a line is 16 bytes or more)
     rows = min(sum(split_sizes(size, args.train_size, args.test_size)), size // 16)
     folds = args.folds if args.protocol == "strict" else 1
-    trainings = len(args.models) * args.repeats * folds
-    trainers = min(args.jobs, trainings)  # processes training at once (1: this one)
+    trainers = training_processes(args)
     need = size * CSV_MEMORY_FACTOR + trainers * rows * TRAINING_BYTES * max(1.0, args.scale)
     if args.protocol == "strict":
         need += size * WINDOWS_MEMORY_FACTOR + folds * rows * FOLD_BYTES
     return int(need)
+
+
+def training_processes(args):
+    """extra – the processes training at once: this one, or min(--jobs, trainings) workers."""
+    folds = args.folds if args.protocol == "strict" else 1
+    return max(1, min(args.jobs, len(args.models) * args.repeats * folds))
 
 
 def load_stock(args, ticker):
@@ -2662,16 +2668,27 @@ def available_memory():
     return available
 
 
-def check_memory(need_bytes, lower):
-    """Bad input: stop (exit 2, nothing written) if the data will not fit in free memory.
+# What one process that imports Keras and trains takes beyond its data: 0.8 to 0.9 GiB
+# of private memory, measured in a --jobs worker of lesson 7 on TensorFlow (2026-12-01).
+KERAS_PROCESS_BYTES = 800 * 2**20
 
-    need_bytes: the run's estimated peak for its data; lower: the option(s) to lower.
+
+def check_memory(data_bytes, lower, processes=1):
+    """Bad input: stop (exit 2, nothing written) if the run will not fit in free memory.
+
+    data_bytes: the estimated peak of the run's data, every process's together; lower: the
+    option(s) to lower; processes: how many import Keras and train (each --jobs worker
+    imports it again), at KERAS_PROCESS_BYTES each.
     """
     available = available_memory()
-    if available is not None and need_bytes > available:
+    need = data_bytes + processes * KERAS_PROCESS_BYTES
+    if available is not None and need > available:
+        each = f"{KERAS_PROCESS_BYTES / 2**30:.1f} GiB"
+        keras = f"Keras {each} in {processes} process" + ("es" if processes > 1 else "")
         fail(
-            f"the data would need about {need_bytes / 2**30:.1f} GiB of memory, and "
-            f"{available / 2**30:.1f} GiB is available; lower {lower}"
+            f"the run would need about {need / 2**30:.1f} GiB of memory (data "
+            f"{data_bytes / 2**30:.1f} GiB, {keras}), and {available / 2**30:.1f} GiB "
+            f"is available; lower {lower}"
         )
 
 

@@ -884,17 +884,17 @@ def test_memory_estimate_counts_the_generated_arrays_and_fits_copies():
 
 def test_memory_guard_counts_the_workers_and_the_largest_cell(monkeypatch):
     seen = []
-    monkeypatch.setattr(bc, "check_memory", lambda need, lower: seen.append((need, lower)))
+    monkeypatch.setattr(bc, "check_memory", lambda need, lower, n: seen.append((need, lower, n)))
     bc.parse_args(["--quick", "--repeats", "3", "--jobs", "4"])  # 6 trainings, 4 at once
     one = bc.data_memory(10, bc.QUICK["n_train"], bc.QUICK["n_eval"], 10)
-    assert seen[-1] == (4 * one, "--n-train, --n-timesteps or --n-eval (or --jobs)")
+    assert seen[-1] == (4 * one, "--n-train, --n-timesteps or --n-eval (or --jobs)", 4)
     bc.parse_args(["--quick"])  # one process at a time: --jobs is not named
     assert seen[-1][1] == "--n-train, --n-timesteps or --n-eval"
     calls = len(seen)
     bc.parse_args(["--demo", "--n-train", "100000000"])  # the demo trains nothing: no guard
     assert len(seen) == calls
     bc.parse_args(["--quick", "--jobs", "8"])  # 2 trainings: at most 2 processes
-    assert seen[-1][0] == 2 * one
+    assert seen[-1][0] == 2 * one and seen[-1][2] == 2
     bc.parse_args(["--experiment", "size", "--grid-n-train", "100,900", "--n-eval", "50"])
     cell = bc.data_memory(20, 900, 50, 10)  # the default grid's longest sequences
     assert seen[-1][0] == cell and "--grid-n-train" in seen[-1][1]
@@ -915,7 +915,8 @@ def test_memory_guard_stops_before_keras_is_imported(tmp_path):
     )
     assert done.stdout.split() == ["2", "False", "False"], done.stderr
     err = done.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: the data would need about 41.0 GiB")
+    assert len(err) == 1 and err[0].startswith("error: the run would need about 41.8 GiB")
+    assert "(data 41.0 GiB, Keras 0.8 GiB in 1 process)" in err[0]
     assert "GiB is available" in err[0] and "--n-train" in err[0]
     assert not out.exists()
 

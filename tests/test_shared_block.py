@@ -345,13 +345,17 @@ def test_check_memory_stops_with_one_line_when_the_data_would_not_fit(monkeypatc
     monkeypatch.setattr(script, "available_memory", lambda: 2 * 2**30)
     script.check_memory(2**30, "--n-train")  # fits: nothing happens
     with pytest.raises(SystemExit) as stop:
-        script.check_memory(41 * 2**30, "--n-train")
+        script.check_memory(int(40.2 * 2**30), "--n-train")
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "error: the data would need about 41.0 GiB of memory, and 2.0 GiB is available; "
-        "lower --n-train"
+        "error: the run would need about 41.0 GiB of memory (data 40.2 GiB, Keras 0.8 GiB in "
+        "1 process), and 2.0 GiB is available; lower --n-train"
     ]
+    # each process imports Keras: two workers and 1 GiB of data do not fit in 2 GiB
+    with pytest.raises(SystemExit):
+        script.check_memory(2**30, "--n-train (or --jobs)", processes=2)
+    assert "Keras 0.8 GiB in 2 processes" in capsys.readouterr().err
     monkeypatch.setattr(script, "available_memory", lambda: None)  # unknown: no guard
     script.check_memory(10**15, "--n-train")
 

@@ -706,7 +706,7 @@ def test_memory_guard_exits_2_before_importing_keras(tmp_path, options, names):
     done = _run_script([*options, "--out-dir", str(out)])
     assert done.returncode == 2
     err = done.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: the data would need about ")
+    assert len(err) == 1 and err[0].startswith("error: the run would need about ")
     assert "GiB is available" in err[0] and names in err[0]
     assert not out.exists()
     # keras is not imported by the time the guard answers (no wall-clock test: see the probe)

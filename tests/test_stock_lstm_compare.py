@@ -1633,7 +1633,8 @@ def test_a_csv_too_big_for_the_memory_left_exits_2_with_one_line(tmp_path, capsy
     argv = ["--csv", str(csv), "--quick", "--out-dir", str(out_dir)]
     one, two = (slc.memory_estimate(slc.parse_args([*argv, "--jobs", j])) for j in "12")
     assert two > one > csv.stat().st_size * slc.CSV_MEMORY_FACTOR
-    room = (one + two) // 2  # room for one training process, not for two workers
+    keras = slc.KERAS_PROCESS_BYTES
+    room = (one + keras + two + 2 * keras) // 2  # room for one training process, not for two
     monkeypatch.setattr(slc, "available_memory", lambda: room)
     assert slc.parse_args([*argv, "--jobs", "1"]).jobs == 1
     with pytest.raises(SystemExit) as stopped:
@@ -1641,7 +1642,8 @@ def test_a_csv_too_big_for_the_memory_left_exits_2_with_one_line(tmp_path, capsy
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert f"about {two / 2**30:.1f} GiB" in err and f"{room / 2**30:.1f} GiB is available" in err
+    assert f"(data {two / 2**30:.1f} GiB, Keras 0.8 GiB in 2 processes)" in err
+    assert f"{room / 2**30:.1f} GiB is available" in err
     assert "lower --jobs or --train-size/--test-size" in err
     assert not out_dir.exists()  # nothing written
     # with memory that can't be read, no guard
