@@ -43,7 +43,7 @@ import numpy as np
 # The lesson's configuration (sections 10.3 to 10.6).
 LESSON = {
     "n_timesteps": 10,
-    "n_train": 50_000,
+    "n_train": 50_000,  # 10.4's text says 5,000; its code, which we follow, uses 50,000
     "n_eval": 1_000,  # extra – the lesson evaluates on 100; 1,000 gives steadier figures
     "n_predict": 10,
     "batch_size": 10,
@@ -146,7 +146,11 @@ def cumsum_labels(X):
 
 
 def get_sequence(n_timesteps, rng=None):
-    """One cumulative sum problem: X and y, each a flat array of n_timesteps."""
+    """One cumulative sum problem: X and y, each a flat array of n_timesteps.
+
+    The lesson builds get_sequences from this one; here it is the other way round, so
+    that many sequences come from one vectorised draw (the same problem either way).
+    """
     X, y = get_sequences(1, n_timesteps, rng)
     return X.ravel(), y.ravel()
 
@@ -209,9 +213,9 @@ def bidirectional_lstm(n_timesteps=10, n_units=50, merge_mode="concat"):
 def predict(model, X, chunk=10_000):
     """The model's outputs for X as a NumPy array, from direct calls on large chunks.
 
-    A direct call gives model.predict()'s outputs without its compiled batching loop,
-    which takes seconds to set up for a few examples, and which each new model traces
-    again (with many models, TensorFlow warns about that retracing).
+    A direct call gives model.predict()'s outputs (to float rounding) without its
+    compiled batching loop, which each new model traces (compiles) again before its first
+    batch (with many models, TensorFlow warns about that retracing).
     """
     import keras
 
@@ -235,7 +239,8 @@ def score_labels(y_true, y_pred):
 
 
 def evaluate_network(model, X, y):
-    """The loss (binary cross-entropy, as model.evaluate reports it) and the accuracies.
+    """The loss (the binary cross-entropy model.evaluate reports, to float rounding) and the
+    accuracies.
 
     Both come from one set of direct calls: model.evaluate would compile (trace) a test
     loop for each new model, and TensorFlow warns when that happens again and again.
@@ -276,7 +281,12 @@ def run_lesson(
 
     define_model: makes the model, e.g. `partial(bidirectional_lstm, 10, 50)`. data:
     (X, y) pairs from get_sequences under "train", "eval" and "new" (to predict).
-    extra – reuse: train in an earlier model just like it (see reuse_compiled).
+    extra – reuse=True: train in an identical model compiled earlier in this run instead,
+    with this new model's weights copied in: the same numbers, but TensorFlow does not
+    trace (compile) it again. A later call may then retrain the model returned, so
+    copy_model it to keep it. Leave reuse=False in your own code.
+    To copy this function: use model.fit for train_network and model.predict for
+    predict, and drop **speed_settings(...) (support code at the bottom of the file).
     """
     import keras
 
@@ -291,18 +301,18 @@ def run_lesson(
         metrics=["accuracy"],
         **speed_settings(model, **speed_for(model.input_shape[1])),
     )
-    if reuse:  # extra – train in an earlier model just like this one (see reuse_compiled)
-        model = reuse_compiled(model)
     if summary:
         model.summary()
-    # fit model
+    if reuse:  # extra – see the docstring
+        model = reuse_compiled(model)
+    # 10.4 fit model
     print(f"10.4 fit {model.name} on {len(X_train):,} sequences, batch size {batch_size}")
     training = train_network(model, X_train, y_train, epochs, batch_size, verbose)
-    # evaluate model on fresh sequences
+    # 10.5 evaluate model on fresh sequences (as model.evaluate would, by direct calls)
     start = time.perf_counter()
     scores = evaluate_network(model, *data["eval"])
     evaluate_s = time.perf_counter() - start
-    # make predictions
+    # 10.6 make predictions
     lines, predictions = prediction_lines(model, *data["new"])
     return dict(
         model=model,

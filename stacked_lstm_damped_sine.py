@@ -81,7 +81,7 @@ def demo_return_sequences(seed=7, units=1):
         model = keras.Sequential(
             [keras.Input(shape=(3, 1)), layers.LSTM(units, return_sequences=return_sequences)]
         )
-        # make and show prediction
+        # make a prediction (run_demo prints it)
         outputs.append(model.predict(data, verbose=0))
     return outputs[0], outputs[1]
 
@@ -100,6 +100,7 @@ def stacked_lstm(length=50, output=5, units=20, n_layers=2, dropout=0.0):
 
     units = [units] * n_layers if np.isscalar(units) else list(units)
     model = keras.Sequential(name=f"stacked_lstm_{len(units)}_layers")
+    # shapes in the comments: the lesson's sizes (50 time steps, 20 cells)
     model.add(keras.Input(shape=(length, 1)))  # [batch, 50 time steps, 1 feature]
     for u in units[:-1]:
         # hands one vector per time step upward: [batch, 50, 1] -> [batch, 50, 20]
@@ -233,30 +234,36 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, reu
     define_model: makes the model, e.g. `stacked_lstm`. data: (X, y) pairs from
     generate_examples under "train", "eval" and "new" (one new wave, for 7.6). Returns
     the trained model and its results; the caller prints them (see print_results).
-    extra – reuse: train in an earlier model just like it (see reuse_compiled).
+    extra – reuse=True: train in an identical model compiled earlier in this run instead,
+    with this new model's weights copied in: the same numbers, but TensorFlow does not
+    trace (compile) it again. A later call may then retrain the model returned, so
+    copy_model it to keep it. Leave reuse=False in your own code.
+    To copy this function: use model.fit for train_network and model.predict for
+    predict, and drop **speed_settings(...) (support code at the bottom of the file).
     """
     import keras
 
     X, y = data["train"]
-    # define model (seeded, so each training is reproducible on its own)
+    # 7.3 define model (seeded, so each training is reproducible on its own)
     keras.utils.set_random_seed(seed)
     model = define_model()
-    # compile model: MAE loss and Adam, as the lesson (SPEED: see the top of the file)
+    # 7.3 compile model: MAE loss and Adam, as the lesson (SPEED: its settings, at the top)
     model.compile(loss="mae", optimizer="adam", **speed_settings(model, **SPEED))
-    if reuse:  # extra – train in an earlier model just like this one (see reuse_compiled)
+    if reuse:  # extra – see the docstring
         model = reuse_compiled(model)
-    # fit model: one pass over fresh examples, so each example is seen once.
+    # 7.4 fit model: one pass over fresh examples, so each example is seen once.
     # Note: 7.4 says batch size 10 "resets the LSTM's state every 10 samples". Not so: this
     # LSTM is stateless, so every sequence (every sample) starts from a zero state, and no
     # state passes from one sample to the next. The batch size only sets how many samples
     # are averaged into each weight update (10 here: 1,000 updates for 10,000 samples).
     training = train_network(model, X, y, epochs, batch_size, verbose)
-    # evaluate model on fresh examples: the lesson's model.evaluate(X, y), from direct calls
+    # 7.5 evaluate model on fresh examples: the MAE that the lesson's model.evaluate(X, y)
+    # reports, from direct calls to the model (see evaluate_network)
     start = time.perf_counter()
     loss, yhat_eval = evaluate_network(model, *data["eval"])
-    # make a prediction on new data
-    yhat_new = predict(model, data["new"][0])
     evaluate_s = time.perf_counter() - start
+    # 7.6 make a prediction on new data
+    yhat_new = predict(model, data["new"][0])
     return dict(
         model=model,
         keras_mae=loss,
@@ -268,7 +275,7 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, reu
 
 
 def evaluate_network(model, X, y):
-    """The loss (MAE, as model.evaluate reports it) and the predictions it comes from.
+    """The loss (the MAE model.evaluate reports, to float rounding) and the predictions.
 
     Both come from one set of direct calls: model.evaluate would compile (trace) a test
     loop for each new model, and TensorFlow warns when that happens again and again.
@@ -283,9 +290,9 @@ def evaluate_network(model, X, y):
 def predict(model, X, chunk=10_000):
     """The model's outputs for X as a NumPy array, from direct calls on large chunks.
 
-    A direct call gives model.predict()'s outputs without its compiled batching loop,
-    which takes seconds to set up for a few examples, and which each new model traces
-    again (with many models, TensorFlow warns about that retracing).
+    A direct call gives model.predict()'s outputs (to float rounding) without its
+    compiled batching loop, which each new model traces (compiles) again before its first
+    batch (with many models, TensorFlow warns about that retracing).
     """
     import keras
 

@@ -721,7 +721,7 @@ def run_network(name, setup, args, seed, out_dir=None, reuse=False):
     # define and compile model (seeded, so each training is reproducible on its own)
     keras.utils.set_random_seed(seed)
     model = define_and_compile(name, setup["input_shape"], args)
-    if reuse:  # extra – train in an earlier model just like this one (see reuse_compiled)
+    if reuse:  # extra – an identical model compiled earlier takes this one's weights
         model = reuse_compiled(model)
     # fit model; strict: keep the best epoch (patience=epochs: it never stops early)
     callbacks = [keep_best_epoch(args.epochs)] if setup["monitor"] else []
