@@ -238,8 +238,9 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, reu
     with this new model's weights copied in: the same numbers, but TensorFlow does not
     trace (compile) it again. A later call may then retrain the model returned, so
     copy_model it to keep it. Leave reuse=False in your own code.
-    To copy this function: use model.fit for train_network and model.predict for
-    predict, and drop **speed_settings(...) (support code at the bottom of the file).
+    To copy this function: use model.fit for train_network, model.evaluate(X, y,
+    return_dict=True) for evaluate_network and model.predict for predict, and drop
+    **speed_settings(...) (support code at the bottom of the file).
     """
     import keras
 
@@ -1290,7 +1291,7 @@ def reuse_compiled(model):
     takes the new model's weights and dropout seeds (model.variables) and its unused
     optimizer's variables, so it trains exactly as the new model would, without tracing.
     The model returned is lent: a later call may train in it. To keep it, copy_model it.
-    Every kind of model stays in memory until the run ends (a few MB for these models).
+    Every kind of model stays in memory until the run ends.
     """
     model.optimizer.build(model.trainable_variables)
     config = {"model": model.get_config(), "compile": model.get_compile_config()}

@@ -2425,7 +2425,7 @@ def reuse_compiled(model):
     takes the new model's weights and dropout seeds (model.variables) and its unused
     optimizer's variables, so it trains exactly as the new model would, without tracing.
     The model returned is lent: a later call may train in it. To keep it, copy_model it.
-    Every kind of model stays in memory until the run ends (a few MB for these models).
+    Every kind of model stays in memory until the run ends.
     """
     model.optimizer.build(model.trainable_variables)
     config = {"model": model.get_config(), "compile": model.get_compile_config()}
