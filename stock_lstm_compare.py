@@ -2668,8 +2668,9 @@ def available_memory():
     return available
 
 
-# What one process that imports Keras and trains takes beyond its data: 0.8 to 0.9 GiB
-# of private memory, measured in a --jobs worker of lesson 7 on TensorFlow (2026-12-01).
+# What one process that imports Keras and trains takes beyond its data: 0.82 to 0.86 GiB
+# of private memory, measured in a --jobs worker of lesson 7 on TensorFlow (2026-12-01),
+# rounded down: the guard stops only runs that surely do not fit.
 KERAS_PROCESS_BYTES = 800 * 2**20
 
 
