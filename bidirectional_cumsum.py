@@ -459,13 +459,13 @@ def model_costs(per_seed):
 
     per_seed: a list (one per seed) of {model name: train_model's result}.
     """
-    cost = {}
-    for name, first in per_seed[0].items():
-        fits = [results[name]["training"]["fit_s"] for results in per_seed]
-        cost[name] = {"fit_s": float(np.mean(fits)), "epochs": first["epochs"]}
-        if len(fits) > 1:
-            cost[name]["fit_s_by_seed"] = fits
-    return cost
+    return {
+        name: training_cost(
+            [[results[name]["training"]["fit_s"]] for results in per_seed],
+            [results[name]["epochs"] for results in per_seed],
+        )
+        for name in per_seed[0]
+    }
 
 
 def result_tables(args):
@@ -734,16 +734,12 @@ def size_experiment(args, seeds, timings, out_dir):
 
 def size_costs(runs):
     """extra – each grid cell's cost: mean fit seconds per training (and by seed), epochs."""
-    cost = {}
-    for cell, trained in runs.groupby(SIZE_KEYS):
-        name = "{} steps, {} units, {} sequences, batch {}".format(*cell)
-        cost[name] = {
-            "fit_s": float(trained["fit_s"].mean()),
-            "epochs": int(trained["epochs"].max()),
-        }
-        if len(trained) > 1:
-            cost[name]["fit_s_by_seed"] = trained["fit_s"].tolist()
-    return cost
+    return {
+        "{} steps, {} units, {} sequences, batch {}".format(*cell): training_cost(
+            [[t] for t in trained["fit_s"]], trained["epochs"].tolist()
+        )
+        for cell, trained in runs.groupby(SIZE_KEYS)
+    }
 
 
 def summarise_size(runs):
@@ -1334,6 +1330,23 @@ def speed_settings(model, steps_per_execution=1, jit_compile="auto", unroll=Fals
         "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
         "jit_compile": jit_compile if backend == "tensorflow" else "auto",
     }
+
+
+def training_cost(fit_s, epochs, epochs_kept=None):
+    """One model's cost, for metrics.json's "cost" and the results table's fit s, epochs.
+
+    fit_s: for each seed, the fit seconds of its trainings (usually one; the stock
+    script's strict protocol: one per fold and stock). epochs: the epochs each training
+    ran (one number when they all ran as many, else their mean); epochs_kept: the best
+    epochs kept, where a training keeps its best epoch.
+    """
+    cost = {"fit_s": float(np.mean([t for times in fit_s for t in times]))}  # per training
+    if len(fit_s) > 1:
+        cost["fit_s_by_seed"] = [float(np.mean(times)) for times in fit_s]
+    cost["epochs"] = int(epochs[0]) if len(set(epochs)) == 1 else float(np.mean(epochs))
+    if epochs_kept is not None:
+        cost["epochs_kept"] = float(np.mean(epochs_kept))
+    return cost
 
 
 def reuse_compiled(model):

@@ -580,13 +580,13 @@ def train_all(args, seeds, out_dir):
     for name, res in first.items():
         save_model(res["model"], out_dir / f"{name}.keras")
 
-    cost = {}
-    for name in names:
-        fit_s = [seed_runs[name]["fit_s"] for seed_runs in runs]
-        cost[name] = {"fit_s": mean_std(fit_s)["mean"]}  # seconds per training
-        if len(seeds) > 1:
-            cost[name]["fit_s_by_seed"] = fit_s
-        cost[name]["epochs"] = first[name]["epochs"]  # epochs per training
+    cost = {
+        name: training_cost(
+            [[seed_runs[name]["fit_s"]] for seed_runs in runs],
+            [seed_runs[name]["epochs"] for seed_runs in runs],
+        )
+        for name in names
+    }
     every = [res for seed_runs in runs for res in seed_runs.values()]
     timings = {k: sum(res[f"{k}_s"] for res in every) for k in ("data", "fit", "evaluate")}
     return per_seed, cost, timings
@@ -714,14 +714,10 @@ def grid_key(length, n_train, cells):
 
 def grid_cost(results):
     """Per grid cell: the mean fit seconds per training (and per seed), and the epochs."""
-    cost = {}
-    for (length, n_train, cells), group in results.groupby(["length", "n_train", "cells"]):
-        entry = {"fit_s": float(group["fit_s"].mean())}
-        if len(group) > 1:
-            entry["fit_s_by_seed"] = group["fit_s"].tolist()
-        entry["epochs"] = int(group["epochs"].iloc[0])
-        cost[grid_key(length, n_train, cells)] = entry
-    return cost
+    return {
+        grid_key(*cell): training_cost([[t] for t in group["fit_s"]], group["epochs"].tolist())
+        for cell, group in results.groupby(["length", "n_train", "cells"])
+    }
 
 
 def summarise_grid(runs):
@@ -1279,6 +1275,23 @@ def speed_settings(model, steps_per_execution=1, jit_compile="auto", unroll=Fals
         "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
         "jit_compile": jit_compile if backend == "tensorflow" else "auto",
     }
+
+
+def training_cost(fit_s, epochs, epochs_kept=None):
+    """One model's cost, for metrics.json's "cost" and the results table's fit s, epochs.
+
+    fit_s: for each seed, the fit seconds of its trainings (usually one; the stock
+    script's strict protocol: one per fold and stock). epochs: the epochs each training
+    ran (one number when they all ran as many, else their mean); epochs_kept: the best
+    epochs kept, where a training keeps its best epoch.
+    """
+    cost = {"fit_s": float(np.mean([t for times in fit_s for t in times]))}  # per training
+    if len(fit_s) > 1:
+        cost["fit_s_by_seed"] = [float(np.mean(times)) for times in fit_s]
+    cost["epochs"] = int(epochs[0]) if len(set(epochs)) == 1 else float(np.mean(epochs))
+    if epochs_kept is not None:
+        cost["epochs_kept"] = float(np.mean(epochs_kept))
+    return cost
 
 
 def reuse_compiled(model):

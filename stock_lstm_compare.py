@@ -1035,21 +1035,6 @@ def summarise(results):
     return rows
 
 
-def training_cost(fit_s, epochs, epochs_kept=None):
-    """extra – one network's cost, for metrics.json's "cost" and the results table.
-
-    fit_s: for each seed, the fit seconds of its trainings (lesson: one; strict: one per
-    fold and stock). epochs: the epochs each training ran; epochs_kept: the best ones kept.
-    """
-    cost = {"fit_s": float(np.mean([t for times in fit_s for t in times]))}  # per training
-    if len(fit_s) > 1:
-        cost["fit_s_by_seed"] = [float(np.mean(times)) for times in fit_s]
-    cost["epochs"] = int(epochs[0]) if len(set(epochs)) == 1 else float(np.mean(epochs))
-    if epochs_kept is not None:
-        cost["epochs_kept"] = float(np.mean(epochs_kept))
-    return cost
-
-
 def add_cost(spent, name, fit_s, epochs, epochs_kept):
     """extra – add trainings to spent[name], the input of training_cost.
 
@@ -2413,6 +2398,23 @@ def speed_settings(model, steps_per_execution=1, jit_compile="auto", unroll=Fals
         "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
         "jit_compile": jit_compile if backend == "tensorflow" else "auto",
     }
+
+
+def training_cost(fit_s, epochs, epochs_kept=None):
+    """One model's cost, for metrics.json's "cost" and the results table's fit s, epochs.
+
+    fit_s: for each seed, the fit seconds of its trainings (usually one; the stock
+    script's strict protocol: one per fold and stock). epochs: the epochs each training
+    ran (one number when they all ran as many, else their mean); epochs_kept: the best
+    epochs kept, where a training keeps its best epoch.
+    """
+    cost = {"fit_s": float(np.mean([t for times in fit_s for t in times]))}  # per training
+    if len(fit_s) > 1:
+        cost["fit_s_by_seed"] = [float(np.mean(times)) for times in fit_s]
+    cost["epochs"] = int(epochs[0]) if len(set(epochs)) == 1 else float(np.mean(epochs))
+    if epochs_kept is not None:
+        cost["epochs_kept"] = float(np.mean(epochs_kept))
+    return cost
 
 
 def reuse_compiled(model):
