@@ -785,18 +785,23 @@ def keep_best_epoch(epochs):
     )
 
 
-def lesson_training(name, setup, args, seed, heading, out_dir=None, keep_model=False):
-    """extra – one training of the lesson protocol, as run_trainings calls it (--jobs).
+def one_training(name, setup, args, seed, heading=None, out_dir=None, keep_model=False):
+    """extra – one network with one seed (strict: in one fold), as run_trainings calls it.
 
-    heading: the line printed first. out_dir: report here at once (one process only).
-    keep_model: return a copy of the trained model (the first seed's, for its summary and
-    file); otherwise it is dropped, so that a worker does not send it back for nothing.
+    heading: a line to print first (one process only). out_dir: summarise, save and plot
+    at once (the first seed; strict: of the last fold; one process only). keep_model:
+    return a copy of the trained model, for the parent to do that; otherwise it is
+    dropped, so that a worker does not send it back for nothing. The next training of
+    this network trains in the model itself (reuse_compiled), put in a new model's state.
     """
-    print(heading)
+    start = time.perf_counter()
+    if heading:
+        print(heading)
     result = run_network(name, setup, args, seed, out_dir, reuse=True)
     model = result.pop("model")
     if keep_model:  # a copy: the next training may train in this one
         result["model"] = copy_model(model)
+    result["seconds"] = time.perf_counter() - start
     return result
 
 
@@ -1215,7 +1220,7 @@ def prepare_fold(mid, t, fold, args):
 
     Returns (setup, known): setup, what every network of the fold trains and is scored on
     (see run_network); known, what score_fold needs: the baselines' price forecasts, the
-    scaler, the targets. The networks train in between (train_fold_network, --jobs).
+    scaler, the targets. The networks train in between (one_training, --jobs).
     """
     from sklearn.preprocessing import MinMaxScaler
 
@@ -1254,25 +1259,6 @@ def prepare_fold(mid, t, fold, args):
         "scale": naive_scale(mid[: origin + 1], horizon),
     }
     return setup, known
-
-
-def train_fold_network(name, setup, args, seed, heading=None, out_dir=None, keep_model=False):
-    """extra – one network, one seed, one fold of the strict protocol (run_trainings, --jobs).
-
-    heading: a line to print first (the fold's, one process only). out_dir: summarise, save
-    and plot at once (the last fold's first seed, one process only). keep_model: return a
-    copy of the trained model, for the parent to do that. The next fold trains in the
-    model itself (reuse_compiled), put in a new model's state.
-    """
-    start = time.perf_counter()
-    if heading:
-        print(heading)
-    result = run_network(name, setup, args, seed, out_dir, reuse=True)
-    model = result.pop("model")
-    if keep_model:  # a copy: the next training may train in this one
-        result["model"] = copy_model(model)
-    result["seconds"] = time.perf_counter() - start
-    return result
 
 
 def score_fold(known, results, args):
@@ -1372,7 +1358,7 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir):
                 report = out_dir if last and r == 0 and inline else None
                 call = (name, prepared[-1][0], args, seed, heading if first and inline else None)
                 call += (report, last and r == 0 and not inline)
-                trainings.append((f"fold {k} {name} seed {seed}", train_fold_network, call))
+                trainings.append((f"fold {k} {name} seed {seed}", one_training, call))
     results, spent = iter(run_trainings(trainings, args.jobs, out_dir)), {}
     for k, (fold, (setup, known, prepare_s)) in enumerate(zip(folds, prepared), start=1):
         last = k == len(folds)
@@ -2136,7 +2122,7 @@ def run(args):
             of = f" (seed {seed}, {r + 1} of {len(seeds)})" if len(seeds) > 1 else ""
             report = out_dir if r == 0 and inline else None
             call = (name, setup, args, seed, f"Training: {name}{of}", report, r == 0 and not inline)
-            trainings.append((f"{name} seed {seed}", lesson_training, call))
+            trainings.append((f"{name} seed {seed}", one_training, call))
     # each training seeds itself: here one after another, or in --jobs worker processes
     results_in_order = iter(run_trainings(trainings, args.jobs, out_dir))
     for r in range(len(seeds)):
