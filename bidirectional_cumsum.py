@@ -1429,6 +1429,7 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
     steps = {"steps_per_epoch": -(-len(x) // batch_size)}  # ceil: the last batch may be short
     if validation_data is not None:
         steps["validation_steps"] = -(-len(validation_data[0]) // batch_size)
+        validation_data = validation_batches(validation_data, batch_size)
     start = time.perf_counter()
     history = model.fit(
         x,
@@ -1441,6 +1442,26 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         **steps,
     )
     return {"history": history.history, "batches": batches, "fit_s": time.perf_counter() - start}
+
+
+def validation_batches(data, batch_size):
+    """On TensorFlow: the (x, y) arrays as a tf.data.Dataset of the batches Keras makes.
+
+    Keras makes a new validation iterator at every epoch (and one more that it throws
+    away). From NumPy arrays TensorFlow takes ~12 ms to make one, from a plain batched
+    Dataset ~1 ms; with short epochs that was a fifth of fit. The same batches in the
+    same order, cast to floatx as Keras casts them: every validation loss stays the same.
+    The other backends take the arrays as they are (no TensorFlow import).
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return data
+    import tensorflow as tf
+
+    floatx = keras.backend.floatx()
+    arrays = tuple(a.astype(floatx) if np.issubdtype(a.dtype, np.floating) else a for a in data)
+    return tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size)
 
 
 def ctrl_c_callback():

@@ -193,7 +193,7 @@ def test_speed_settings_per_backend(monkeypatch, backend, expected):
 
 
 # ---------------------------------------------------------------------------
-# train_network gives fit its steps: the same numbers, fewer data iterators
+# train_network gives fit its steps and batched validation: the same numbers, faster
 # ---------------------------------------------------------------------------
 
 
@@ -206,7 +206,8 @@ def test_train_network_gives_the_same_losses_as_a_plain_fit_with_validation():
 
     rng = np.random.default_rng(0)
     x, y = rng.random((203, 7, 1), "float32"), rng.random((203, 1), "float32")
-    x_val, y_val = rng.random((70, 7, 1), "float32"), rng.random((70, 1), "float32")
+    # y_val in float64: Keras casts it to float32, and validation_batches must too
+    x_val, y_val = rng.random((70, 7, 1), "float32"), rng.random((70, 1))
 
     def model():
         keras.utils.set_random_seed(3)
@@ -219,6 +220,24 @@ def test_train_network_gives_the_same_losses_as_a_plain_fit_with_validation():
     ours = train_network(model(), x, y, 4, 16, verbose=0, validation_data=(x_val, y_val))
     assert ours["history"]["loss"] == plain.history["loss"]
     assert ours["history"]["val_loss"] == plain.history["val_loss"]
+
+
+def test_validation_batches_are_the_batches_keras_makes_from_the_arrays():
+    import keras
+
+    from stacked_lstm_damped_sine import validation_batches
+
+    rng = np.random.default_rng(1)
+    x, y = rng.random((70, 7, 1), "float32"), rng.random((70, 1))
+    data = validation_batches((x, y), 16)
+    if keras.backend.backend() != "tensorflow":
+        assert data[0] is x and data[1] is y  # the other backends take the arrays
+        return
+    batches = list(data.as_numpy_iterator())
+    assert [len(b[0]) for b in batches] == [16, 16, 16, 16, 6]  # in order, the last one short
+    assert all(b[0].dtype == b[1].dtype == np.float32 for b in batches)
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y.astype("float32"))
 
 
 # ---------------------------------------------------------------------------

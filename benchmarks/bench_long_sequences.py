@@ -1,0 +1,60 @@
+"""
+Title: Lesson 10's model on long sequences: where a --quick run's time goes
+Description: Times the bidirectional LSTM's first fit (with tracing) and its steady speed.
+
+    python benchmarks/bench_long_sequences.py                    # 10 and 200 steps
+    python benchmarks/bench_long_sequences.py --timesteps 200 --jit-compile
+    KERAS_BACKEND=jax python benchmarks/bench_long_sequences.py --timesteps 200
+
+It builds and compiles the lesson's model exactly as bidirectional_cumsum.py does
+(bidirectional_lstm, its SPEED through speed_for and speed_settings, one thread per pool
+through same_thread_counts), then fits it twice on random cumulative-sum sequences, batch
+size 10: first 500 sequences (one call of 50 batches: TensorFlow traces the model here),
+then the --quick run's 2,000 (already traced: the steady cost per batch). --jit-compile
+asks TensorFlow for XLA on top. Nothing is written; the numbers go to stdout.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import bidirectional_cumsum as lesson  # noqa: E402  (no Keras import until main runs)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[2])
+    parser.add_argument("--timesteps", type=int, nargs="+", default=[10, 200])
+    parser.add_argument("--jit-compile", action="store_true", help="XLA on TensorFlow")
+    args = parser.parse_args()
+    lesson.same_thread_counts()
+    import keras
+
+    for n_timesteps in args.timesteps:
+        X, y = lesson.get_sequences(2_000, n_timesteps, lesson.np.random.default_rng(0))
+        keras.utils.set_random_seed(0)
+        model = lesson.bidirectional_lstm(n_timesteps, lesson.LESSON["units"])
+        speed = lesson.speed_for(n_timesteps)
+        if args.jit_compile:
+            speed["jit_compile"] = True
+        settings = lesson.speed_settings(model, **speed)
+        model.compile(
+            loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"], **settings
+        )
+        seconds = []
+        for n in (500, 2_000):
+            start = time.perf_counter()
+            model.fit(X[:n], y[:n], batch_size=10, epochs=1, verbose=0)
+            seconds.append(time.perf_counter() - start)
+        print(
+            f"{keras.backend.backend()}, {n_timesteps} steps, {settings}: first fit (500 "
+            f"sequences, traced) {seconds[0]:.1f} s; then 2,000 sequences {seconds[1]:.1f} s "
+            f"= {1000 * seconds[1] / 200:.1f} ms per batch of 10",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
