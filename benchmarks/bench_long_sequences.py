@@ -4,6 +4,7 @@ Description: Times the bidirectional LSTM's first fit (with tracing) and its ste
 
     python benchmarks/bench_long_sequences.py                    # 10 and 200 steps
     python benchmarks/bench_long_sequences.py --timesteps 200 --jit-compile
+    python benchmarks/bench_long_sequences.py --model forward   # the forward-only LSTM
     KERAS_BACKEND=jax python benchmarks/bench_long_sequences.py --timesteps 200
 
 It builds and compiles the lesson's model exactly as bidirectional_cumsum.py does
@@ -28,6 +29,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[2])
     parser.add_argument("--timesteps", type=int, nargs="+", default=[10, 200])
     parser.add_argument("--jit-compile", action="store_true", help="XLA on TensorFlow")
+    parser.add_argument(
+        "--model", choices=["bidirectional", "forward"], default="bidirectional", help="which"
+    )
     args = parser.parse_args()
     lesson.same_thread_counts()
     import keras
@@ -35,7 +39,8 @@ def main():
     for n_timesteps in args.timesteps:
         X, y = lesson.get_sequences(2_000, n_timesteps, lesson.np.random.default_rng(0))
         keras.utils.set_random_seed(0)
-        model = lesson.bidirectional_lstm(n_timesteps, lesson.LESSON["units"])
+        build = lesson.bidirectional_lstm if args.model == "bidirectional" else lesson.forward_lstm
+        model = build(n_timesteps, lesson.LESSON["units"])
         speed = lesson.speed_for(n_timesteps)
         if args.jit_compile:
             speed["jit_compile"] = True
@@ -49,7 +54,7 @@ def main():
             model.fit(X[:n], y[:n], batch_size=10, epochs=1, verbose=0)
             seconds.append(time.perf_counter() - start)
         print(
-            f"{keras.backend.backend()}, {n_timesteps} steps, {settings}: first fit (500 "
+            f"{keras.backend.backend()}, {model.name}, {n_timesteps} steps, {settings}: first fit (500 "
             f"sequences, traced) {seconds[0]:.1f} s; then 2,000 sequences {seconds[1]:.1f} s "
             f"= {1000 * seconds[1] / 200:.1f} ms per batch of 10",
             flush=True,
