@@ -2,7 +2,7 @@
 Title: Comparing LSTMs on stock prices, the lesson's way and leak-free
 Author: LSTM Lessons in Keras contributors
 Date created: 2026/11/23
-Last modified: 2026/11/25
+Last modified: 2026/12/01
 Description: Four networks forecast a stock's mid price 4 days ahead, against three baselines.
 
 The LSTM chapter's worked example. Take one S&P 500 stock's daily mid price,
@@ -84,11 +84,13 @@ HUBER_DELTA = 0.05
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
 FRAMINGS = ("features", "timesteps")  # (samples, 1, look_back) or (samples, look_back, 1)
 
-# extra – speed settings: the only place they are set
-# Keras's defaults. An epoch is only 13 batches, and steps_per_execution=16 (one call per
-# epoch) was about 10% faster (0.74 of plain Keras's fit against 0.83), but then a short
-# run (--quick: 2 epochs) traces each new network's functions about as often as it calls
-# them, and TensorFlow warns about retracing. The step counts train_network gives fit stay.
+# extra – speed settings, applied by speed_settings when a network is compiled: Keras's
+# defaults. With an epoch of 13 to 16 batches, steps_per_execution=16 (one call per epoch)
+# saved about 10% more, but then a short run (--quick: 2 epochs) traces each new network's
+# functions about as often as it calls them, and TensorFlow warns about retracing. The
+# other speed measures change no number either, and sit in the support code: train_network
+# gives fit its step counts and, on TensorFlow, batched validation data (0.64 of plain
+# Keras's fit, benchmarks/RESULTS.md); reuse_compiled and predict_splits trace less.
 SPEED = dict()
 
 
@@ -104,6 +106,11 @@ def load_prices(csv=None, ticker="AAL"):
 
     csv=None: data/all_stocks_5yr.csv if it exists, else matplotlib's Google prices.
     Returns a dict: dates (datetime64[D]), high, low, source, repairs (list), where.
+    The lesson's step is pandas alone (it never shows how its `aal` frame is made):
+        df = pd.read_csv("all_stocks_5yr.csv")
+        aal = df[df["Name"] == "AAL"].sort_values("date")
+    extra – what follows reads any such CSV robustly (separators, decimal commas, header
+    case, time zones, missing values) and says in one line what is wrong with a bad one.
     """
     if csv is None and KAGGLE_CSV.is_file():
         csv = KAGGLE_CSV
@@ -357,8 +364,9 @@ def plot_split(parts, title, path):
 def window_normalise(train_data, normalization_window=250):
     """Scale the training data to [0, 1] one window at a time, refitting a MinMaxScaler per window.
 
-    Each day is scaled by the min and max of its own 250-day window, later days
-    included: a look-ahead the strict protocol avoids. clip=True only removes float
+    Each day is scaled by the min and max of its own 250-day window (the last window
+    holds what is left: 87 days of the fallback data's 837), later days included: a
+    look-ahead the strict protocol avoids. clip=True only removes float
     rounding (every value lies within its own window's range), so the result stays
     exactly inside [0, 1]; otherwise this is the lesson's MinMaxScaler.
     """
@@ -561,12 +569,12 @@ def lesson_steps(mid, train_size, test_size, dates, stock, args, out_dir):
     plot_one_step(prep["train_smooth"], ema_predictions, 0, dates, title, out_dir / "ema.png")
     leaks = (
         "leaks in the lesson protocol: the test data are scaled by a MinMaxScaler fitted on the "
-        "test data itself (step 2); each training day is scaled by the min/max of its "
-        f"{args.norm_window}-day window, later days included (step 2); the test set is the "
-        "validation data, and the chapter names its best network by ranking one run of each on "
-        "the test set (steps 6-7). "
+        "test data itself (splitting); each training day is scaled by the min/max of its "
+        f"{args.norm_window}-day window, later days included (window normalisation); the test "
+        "set is the validation data, and the chapter names its best network by ranking one run "
+        "of each on the test set (training the models). "
         "Not a leak but a mismatch: training inputs and targets are smoothed, test ones are not "
-        "(step 3)."
+        "(smoothing)."
     )
     one_step = {"sma_error": sma_error, "ema_error": ema_error}
     one_step["metric"] = "0.5 x MSE, one step ahead, on the smoothed training data"
@@ -588,7 +596,11 @@ def lesson_steps(mid, train_size, test_size, dates, stock, args, out_dir):
 
 
 def feed_forward(input_shape=(1, 7)):
-    """Flatten, Dense 128 relu, Dense 1 linear."""
+    """Flatten, Dense 128 relu, Dense 1 linear (compiled in define_and_compile, below).
+
+    The shape comments in these four builders are the lesson's framing, (samples, 1, 7);
+    with --framing timesteps the input is [batch, 7, 1] and a full sequence [batch, 7, 16].
+    """
     import keras
 
     return keras.Sequential(
@@ -609,7 +621,8 @@ def simple_gru(input_shape=(1, 7)):
     """GRU 32 with dropout 0.1 and recurrent dropout 0.1, Dense 1 linear.
 
     Keras 3 changes two defaults of the chapter's Keras 2 GRU: reset_after=True (a
-    second bias per gate: 3,969 parameters here, 3,873 in the chapter) and the sigmoid
+    second bias per gate: 3,969 parameters here, 3,873 with Keras 2's defaults; the chapter
+    prints no count) and the sigmoid
     recurrent activation (hard_sigmoid in Keras 2; the LSTMs below change the same way).
     """
     import keras
@@ -667,12 +680,12 @@ MODEL_BUILDERS = {f.__name__: f for f in (feed_forward, simple_gru, simple_lstm,
 
 
 def plot_losses(history, name, val_label, path):
-    """Training and validation loss (MAE) per epoch."""
+    """Training and validation loss per epoch (the lesson's MAE, or what --loss names)."""
     fig, ax = plt.subplots(figsize=(8, 4), layout="tight")
     epochs = np.arange(1, len(history["loss"]) + 1)
     ax.plot(epochs, history["loss"], label="loss")
     ax.plot(epochs, history["val_loss"], label=f"val loss ({val_label})")
-    ax.set(xlabel="epoch", ylabel="MAE", title=f"{name}: losses")
+    ax.set(xlabel="epoch", ylabel="loss", title=f"{name}: losses")
     ax.legend()
     save_figure(fig, path)
 
@@ -688,6 +701,9 @@ def plot_predictions(predictions, y_test, title, path):
 
 
 # Training the models
+# The chapter's train_network loops over the four networks: here run() does the loop (it
+# also runs seeds and --jobs), and run_network below is one network's define, compile,
+# fit and predict. (The support code's train_network is one model's model.fit.)
 
 
 def define_and_compile(name, input_shape, args):
@@ -698,7 +714,7 @@ def define_and_compile(name, input_shape, args):
     """
     # define model
     model = scale_units(MODEL_BUILDERS[name](input_shape), args.scale)
-    # compile model
+    # compile model; the lesson: model.compile(loss="mae", optimizer="adam")
     loss, optimizer = training_loss(args.loss), make_optimizer(args.optimizer, args.learning_rate)
     model.compile(loss=loss, optimizer=optimizer, **speed_settings(model, **SPEED))
     return model
@@ -714,6 +730,12 @@ def run_network(name, setup, args, seed, out_dir=None, reuse=False):
     validation loss. Given out_dir (the first seed), the model is also summarised and
     saved, and its losses and predictions plotted. extra – reuse: train in an earlier
     model just like it (see reuse_compiled).
+    To copy it, the chapter's steps in plain Keras are:
+        model = simple_lstm()
+        model.compile(loss="mae", optimizer="adam")
+        model.fit(x_train, y_train, epochs=50, batch_size=64, validation_data=(x_test, y_test))
+        preds = model.predict(x_test)
+    (setup holds the data steps' results; scores are MAE on each split, in scaled units.)
     """
     import keras
 
@@ -777,7 +799,9 @@ def report_network(name, result, setup, out_dir):
 
 def keep_best_epoch(epochs):
     """extra – the strict protocol: keep the weights of the epoch with the lowest validation
-    loss (patience=epochs: it never stops early)."""
+    loss (patience=epochs: it never stops early). Keras 3 restores them at the end of
+    training even when it never stopped early; Keras 2 (tf.keras) did not, so don't copy
+    this there."""
     import keras
 
     return keras.callbacks.EarlyStopping(
@@ -939,7 +963,8 @@ def predict_splits(model, frames):
     """Predict every split in one call, then cut it apart.
 
     Calling the model directly (as a function) runs it once, with no traced predict
-    function per model: model.predict() would trace one for each new model.
+    function per model: model.predict() would trace one for each new model. The lesson's
+    `preds = model.predict(x_test)` gives the same numbers (to float rounding).
     """
     import keras
 
@@ -1060,7 +1085,7 @@ def print_results(rows, n_targets, with_std, cost):
     print(f"MAE on the {n_targets} test targets (scaled units; in prices via the test scaler):")
     columns = ["rank", "model", "test MAE"] + (["± std"] if with_std else [])
     columns += ["test MAE (price)", "train MAE", "params", "trained on", "epoch kept"]
-    columns += ["conv. epoch", "conv. s"]  # one per seed; convergence: see the README
+    columns += ["conv. epoch", "conv. s"]  # one per seed; see convergence()
     columns += ["fit s", "epochs"]  # mean fit seconds per training; epochs trained
     table = []
     for row in rows:
@@ -1800,7 +1825,7 @@ def build_parser():
     parser = ArgumentParser(
         description="The LSTM chapter's stock comparison: four networks forecast a stock's mid "
         "price 4 days after a 7-day window, the lesson's way or leak-free, against baselines.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add = parser.add_argument
     add(
@@ -1898,7 +1923,8 @@ def build_parser():
         "--scale",
         type=positive_float,
         default=1.0,
-        help="multiply every network's units by this (0.5 halves, 2 doubles; at least 1)",
+        help="multiply every network's units by this (0.5 halves, 2 doubles; each layer "
+        "keeps at least 1 unit)",
     )
     add(
         "--repeats",
@@ -1978,6 +2004,11 @@ def parse_args(argv=None):
             )
     if args.tickers and args.ticker:
         fail("give --ticker (one stock) or --tickers (several), not both")
+    if args.ticker and args.csv is None and not KAGGLE_CSV.is_file():
+        fail(
+            f"--ticker {args.ticker} needs a CSV with a Name column (--csv, e.g. Kaggle's "
+            "all_stocks_5yr.csv): without one the data are matplotlib's Google prices"
+        )
     args.ticker = args.ticker or "AAL"
     args.folds, args.target = args.folds or 5, args.target or "price"
     args.models = [name for name in NETWORKS if name in args.models]  # in the lesson's order
@@ -2012,6 +2043,11 @@ def training_processes(args):
     """extra – the processes training at once: this one, or min(--jobs, trainings) workers."""
     folds = args.folds if args.protocol == "strict" else 1
     return max(1, min(args.jobs, len(args.models) * args.repeats * folds))
+
+
+# The whole run, as the chapter goes: load_stock and describe_stock (importing the data,
+# sorting and plotting), then run: the data steps (lesson_setup), the baselines, the four
+# networks trained and scored one after another, and the results table.
 
 
 def load_stock(args, ticker):
@@ -2112,7 +2148,9 @@ def run(args):
     drift = drift_forecast(last, mid[:train_size], args.foresight + 1)  # from the training rows
     residuals = {"naive": truth - last, "drift": truth - drift}
 
-    # train each network (over --repeats seeds); the first seed plots and saves
+    # train each network (over --repeats seeds); the first seed plots and saves. The
+    # chapter's train_network(networks, x_train, y_train, epochs=50) loop, one network at
+    # a time: run_network (above) holds one network's define, compile, fit and predict
     print(training_settings(args))
     histories = {}
     trainings, inline = [], args.jobs == 1  # inline: each first seed reports as its fit ends
@@ -2209,6 +2247,13 @@ def fail(message):
     """Bad input: one clear line on stderr, exit status 2, nothing written."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default, except where it is None (its help says why)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -2478,8 +2523,8 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
         on_epoch_begin=lambda epoch, logs: now.update(epoch=epoch), on_train_batch_end=record
     )
     # Giving fit the number of batches it would count anyway changes no number, but Keras
-    # then makes one data iterator per epoch instead of two (TensorFlow takes ~14 ms to
-    # make one, and validation needs its own: with short epochs that was a third of fit).
+    # then makes one training data iterator per epoch instead of two (TensorFlow takes
+    # ~12 ms to make one from arrays; validation's are made by validation_batches below).
     steps = {"steps_per_epoch": -(-len(x) // batch_size)}  # ceil: the last batch may be short
     if validation_data is not None:
         steps["validation_steps"] = -(-len(validation_data[0]) // batch_size)

@@ -988,6 +988,13 @@ def _csv_cases(tmp):
         )
     )
     cases.append(
+        (
+            "--ticker without a CSV (the fallback data hold one stock)",
+            ["--ticker", "MSFT"],
+            ["--ticker MSFT needs a CSV with a Name column", "Google prices"],
+        )
+    )
+    cases.append(
         ("--ticker and --tickers", [*strict, "--ticker", "A", "--tickers", "B"], ["not both"])
     )
     cases.append(("--folds in the lesson", ["--folds", "3"], ["--folds belongs to the strict"]))
