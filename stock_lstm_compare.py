@@ -86,11 +86,13 @@ FRAMINGS = ("features", "timesteps")  # (samples, 1, look_back) or (samples, loo
 
 # extra – speed settings, applied by speed_settings when a network is compiled: Keras's
 # defaults. With an epoch of 13 to 16 batches, steps_per_execution=16 (one call per epoch)
-# saved about 10% more, but then a short run (--quick: 2 epochs) traces each new network's
-# functions about as often as it calls them, and TensorFlow warns about retracing. The
-# other speed measures change no number either, and sit in the support code: train_network
-# gives fit its step counts and, on TensorFlow, batched validation data (0.64 of plain
-# Keras's fit, benchmarks/RESULTS.md); reuse_compiled and predict_splits trace less.
+# saved about 10% more (measured before validation_batches), but then a short run
+# (--quick: 2 epochs) traces each new network's functions about as often as it calls
+# them, and TensorFlow warns about retracing. The other speed measures sit in the support
+# code: train_network gives fit its step counts and, on TensorFlow, batched validation
+# data (no number changes; 0.64 of plain Keras's fit, benchmarks/RESULTS.md);
+# reuse_compiled and predict_splits trace less (predict_splits matches model.predict to
+# float rounding).
 SPEED = dict()
 
 
@@ -364,8 +366,8 @@ def plot_split(parts, title, path):
 def window_normalise(train_data, normalization_window=250):
     """Scale the training data to [0, 1] one window at a time, refitting a MinMaxScaler per window.
 
-    Each day is scaled by the min and max of its own 250-day window (the last window
-    holds what is left: 87 days of the fallback data's 837), later days included: a
+    Each day is scaled by the min and max of its own 250-day window (--norm-window; the last window
+    holds what is left: 87 of the fallback data's 837 training days), later days included: a
     look-ahead the strict protocol avoids. clip=True only removes float
     rounding (every value lies within its own window's range), so the result stays
     exactly inside [0, 1]; otherwise this is the lesson's MinMaxScaler.
@@ -568,11 +570,11 @@ def lesson_steps(mid, train_size, test_size, dates, stock, args, out_dir):
     title = f"Exponential moving average, gamma {gamma}: one step ahead"
     plot_one_step(prep["train_smooth"], ema_predictions, 0, dates, title, out_dir / "ema.png")
     leaks = (
-        "leaks in the lesson protocol: the test data are scaled by a MinMaxScaler fitted on the "
-        "test data itself (splitting); each training day is scaled by the min/max of its "
-        f"{args.norm_window}-day window, later days included (window normalisation); the test "
-        "set is the validation data, and the chapter names its best network by ranking one run "
-        "of each on the test set (training the models). "
+        "leaks in the lesson protocol: the test data are scaled by a MinMaxScaler fitted on "
+        "the test data itself, and each training day by the min/max of its "
+        f"{args.norm_window}-day window, later days included (window normalisation); the "
+        "test set is the validation data, and the chapter names its best network by ranking "
+        "one run of each on the test set (visualising the results). "
         "Not a leak but a mismatch: training inputs and targets are smoothed, test ones are not "
         "(smoothing)."
     )
@@ -621,8 +623,8 @@ def simple_gru(input_shape=(1, 7)):
     """GRU 32 with dropout 0.1 and recurrent dropout 0.1, Dense 1 linear.
 
     Keras 3 changes two defaults of the chapter's Keras 2 GRU: reset_after=True (a
-    second bias per gate: 3,969 parameters here, 3,873 with Keras 2's defaults; the chapter
-    prints no count) and the sigmoid
+    second bias per gate: 3,969 parameters here, 3,873 with standalone Keras 2.0-2.3's
+    reset_after=False; the chapter prints no count) and the sigmoid
     recurrent activation (hard_sigmoid in Keras 2; the LSTMs below change the same way).
     """
     import keras
@@ -735,7 +737,8 @@ def run_network(name, setup, args, seed, out_dir=None, reuse=False):
         model.compile(loss="mae", optimizer="adam")
         model.fit(x_train, y_train, epochs=50, batch_size=64, validation_data=(x_test, y_test))
         preds = model.predict(x_test)
-    (setup holds the data steps' results; scores are MAE on each split, in scaled units.)
+    (setup holds the data steps' results; scores are MAE on each split, in scaled units
+    and, for the test split, in prices.)
     """
     import keras
 
@@ -800,8 +803,8 @@ def report_network(name, result, setup, out_dir):
 def keep_best_epoch(epochs):
     """extra – the strict protocol: keep the weights of the epoch with the lowest validation
     loss (patience=epochs: it never stops early). Keras 3 restores them at the end of
-    training even when it never stopped early; Keras 2 (tf.keras) did not, so don't copy
-    this there."""
+    training even when it never stopped early; older Keras 2 versions restored them only
+    after an early stop, so check yours before copying this."""
     import keras
 
     return keras.callbacks.EarlyStopping(
@@ -1586,7 +1589,7 @@ def ticker_list(text):
 def resolve_tickers(args):
     """The stocks to evaluate: --tickers (each one checked; 'all': every one in the CSV)."""
     if not args.tickers:
-        return [args.ticker]
+        return [args.ticker or "AAL"]
     csv = args.csv or (KAGGLE_CSV if KAGGLE_CSV.is_file() else None)
     need = "--tickers needs a CSV with a Name column, such as Kaggle's all_stocks_5yr.csv"
     if csv is None:
@@ -1923,7 +1926,7 @@ def build_parser():
         "--scale",
         type=positive_float,
         default=1.0,
-        help="multiply every network's units by this (0.5 halves, 2 doubles; each layer "
+        help="multiply every hidden layer's units by this (0.5 halves, 2 doubles; each "
         "keeps at least 1 unit)",
     )
     add(
@@ -2009,7 +2012,6 @@ def parse_args(argv=None):
             f"--ticker {args.ticker} needs a CSV with a Name column (--csv, e.g. Kaggle's "
             "all_stocks_5yr.csv): without one the data are matplotlib's Google prices"
         )
-    args.ticker = args.ticker or "AAL"
     args.folds, args.target = args.folds or 5, args.target or "price"
     args.models = [name for name in NETWORKS if name in args.models]  # in the lesson's order
     args.out_dir = args.out_dir or Path("outputs") / Path(__file__).stem / args.protocol
@@ -2054,6 +2056,11 @@ def load_stock(args, ticker):
     """One stock's prices, mid prices and split, checked: bad data is one line, exit 2."""
     try:
         data = load_prices(args.csv, ticker)
+        if args.ticker and data["source"]["kind"] == "csv" and data["source"]["ticker"] is None:
+            raise DataError(
+                f"--ticker {args.ticker}: {data['where']} has no Name column, so it holds one "
+                "stock; drop --ticker, or give a CSV with a Name column"
+            )
         mid = mid_prices(data["high"], data["low"])
         train_size, test_size = split_sizes(len(mid), args.train_size, args.test_size)
         check_sizes(len(mid), train_size, test_size, args, data["where"])
@@ -2104,7 +2111,7 @@ def run(args):
         return run_strict(args)
     t_start = time.perf_counter()
     seeds = seed_list(args)
-    stock = load_stock(args, args.ticker)  # bad data stops here, nothing written
+    stock = load_stock(args, args.ticker or "AAL")  # bad data stops here, nothing written
     data, mid, train_size, test_size = (
         stock[k] for k in ("data", "mid", "train_size", "test_size")
     )
@@ -2550,7 +2557,10 @@ def validation_batches(data, batch_size):
     away). From NumPy arrays TensorFlow takes ~12 ms to make one, from a plain batched
     Dataset ~1 ms; with short epochs that was a fifth of fit. The same batches in the
     same order, cast to floatx as Keras casts them: every validation loss stays the same.
-    The other backends take the arrays as they are (no TensorFlow import).
+    The other backends take the arrays as they are (no TensorFlow import). When the rows
+    divide into whole batches, Keras's batches have a fixed size, and so do these
+    (drop_remainder then drops nothing): a traced model with recurrent dropout otherwise
+    moves its last float digits.
     """
     import keras
 
@@ -2559,8 +2569,9 @@ def validation_batches(data, batch_size):
     import tensorflow as tf
 
     floatx = keras.backend.floatx()
-    arrays = tuple(a.astype(floatx) if np.issubdtype(a.dtype, np.floating) else a for a in data)
-    return tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size)
+    arrays = tuple(a.astype(floatx) if "float" in a.dtype.name else a for a in data)
+    whole = len(arrays[0]) % batch_size == 0
+    return tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size, drop_remainder=whole)
 
 
 def ctrl_c_callback():

@@ -197,17 +197,18 @@ def test_speed_settings_per_backend(monkeypatch, backend, expected):
 # ---------------------------------------------------------------------------
 
 
-def test_train_network_gives_the_same_losses_as_a_plain_fit_with_validation():
+@pytest.mark.parametrize("n_val", [70, 64])  # a short last batch; whole batches only
+def test_train_network_gives_the_same_losses_as_a_plain_fit_with_validation(n_val):
     """The GRU with recurrent dropout draws random masks in validation too, so this also
-    fails if the validation batches changed (a one-batch validation moved its losses)."""
+    fails if the validation batches changed (a one-batch validation moved its losses), and
+    with 64 rows if their static shape did (Keras's are (16, 7, 1) then, not (None, 7, 1))."""
     import keras
 
     from stacked_lstm_damped_sine import train_network
 
     rng = np.random.default_rng(0)
     x, y = rng.random((203, 7, 1), "float32"), rng.random((203, 1), "float32")
-    # y_val in float64: Keras casts it to float32, and validation_batches must too
-    x_val, y_val = rng.random((70, 7, 1), "float32"), rng.random((70, 1))
+    x_val, y_val = rng.random((n_val, 7, 1), "float32"), rng.random((n_val, 1))  # y: float64
 
     def model():
         keras.utils.set_random_seed(3)
@@ -222,22 +223,29 @@ def test_train_network_gives_the_same_losses_as_a_plain_fit_with_validation():
     assert ours["history"]["val_loss"] == plain.history["val_loss"]
 
 
-def test_validation_batches_are_the_batches_keras_makes_from_the_arrays():
+@pytest.mark.parametrize("n_val", [70, 64, 5])
+def test_validation_batches_are_the_batches_keras_makes_from_the_arrays(n_val):
+    """The same element_spec (dtypes, static shapes) and the same batches, in order, as
+    Keras's own adapter makes from the arrays (float64 cast to float32, ints kept)."""
     import keras
 
     from stacked_lstm_damped_sine import validation_batches
 
     rng = np.random.default_rng(1)
-    x, y = rng.random((70, 7, 1), "float32"), rng.random((70, 1))
+    x, y = rng.random((n_val, 7, 1)), rng.integers(0, 2, (n_val, 1))  # float64 and int64
     data = validation_batches((x, y), 16)
     if keras.backend.backend() != "tensorflow":
         assert data[0] is x and data[1] is y  # the other backends take the arrays
         return
-    batches = list(data.as_numpy_iterator())
-    assert [len(b[0]) for b in batches] == [16, 16, 16, 16, 6]  # in order, the last one short
-    assert all(b[0].dtype == b[1].dtype == np.float32 for b in batches)
-    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
-    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y.astype("float32"))
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
+    keras_data = ArrayDataAdapter(x, y, batch_size=16, shuffle=False).get_tf_dataset()
+    assert data.element_spec == keras_data.element_spec
+    ours, theirs = list(data.as_numpy_iterator()), list(keras_data.as_numpy_iterator())
+    assert [len(b[0]) for b in ours] == [len(b[0]) for b in theirs]
+    for (x_ours, y_ours), (x_theirs, y_theirs) in zip(ours, theirs):
+        np.testing.assert_array_equal(x_ours, x_theirs)
+        np.testing.assert_array_equal(y_ours, y_theirs)
 
 
 # ---------------------------------------------------------------------------

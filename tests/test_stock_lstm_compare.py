@@ -982,6 +982,13 @@ def _csv_cases(tmp):
     write_csv(tmp / "cols2.csv", [r.rsplit(",", 1)[0] for r in good], KAGGLE_HEADER[:-5])
     cases.append(
         (
+            "--ticker with a CSV of one stock (no Name column)",
+            ["--csv", tmp / "cols2.csv", "--ticker", "MSFT"],
+            ["--ticker MSFT:", "cols2.csv has no Name column"],
+        )
+    )
+    cases.append(
+        (
             "--tickers without a CSV",
             [*strict, "--tickers", "AAL,MSFT"],
             ["--tickers needs a CSV with a Name column", "--csv"],
