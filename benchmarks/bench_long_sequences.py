@@ -9,8 +9,8 @@ Description: Times the bidirectional LSTM's first fit (with tracing) and its ste
 
 It builds, compiles and fits the lesson's model as bidirectional_cumsum.py's run_lesson
 does (bidirectional_lstm or forward_lstm, its SPEED through speed_for and speed_settings,
-train_network, one thread per pool through same_thread_counts), then fits it twice on random cumulative-sum sequences, batch
-size 10: first 500 sequences (one call of 50 batches: TensorFlow traces the model here),
+train_network, one thread per pool through same_thread_counts), then fits it twice on
+random cumulative-sum sequences, batch size 10: first 500 sequences (one call of 50 batches: TensorFlow traces the model here),
 then the --quick run's 2,000 (already traced: the steady cost per batch). --jit-compile
 asks TensorFlow for XLA on top. Nothing is written; the numbers go to stdout.
 """
