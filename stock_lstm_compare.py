@@ -142,7 +142,8 @@ def read_price_csv(path, ticker="AAL"):
     """
     path = Path(path)
     # the cache key: which file, and its version (a changed file is read again)
-    (frame, sep), where, used_ticker = read_csv_frame(path, file_stamp(path)), str(path), None
+    frame, sep = read_csv_frame(path, file_stamp(path))
+    where, used_ticker = str(path), None
     if "name" in frame:
         names = frame["name"].str.strip()
         chosen = names.str.upper() == str(ticker).strip().upper()
