@@ -35,16 +35,40 @@ and a metrics.json record.
 
 import argparse
 import functools
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+
+from lstm_lessons.cli import (
+    ArgumentParser,
+    HelpFormatter,
+    fail,
+    non_negative_int,
+    parse_args_with_quick,
+    positive_int,
+    run_main,
+    seed_list,
+)
+from lstm_lessons.outputs import (
+    mean_std,
+    prepare_out_dir,
+    print_table,
+    run_record,
+    save_figure,
+    save_json,
+    save_model,
+)
+from lstm_lessons.parallel import check_memory, run_trainings
+from lstm_lessons.training import (
+    copy_model,
+    reuse_compiled,
+    speed_settings,
+    train_network,
+    training_cost,
+)
 
 # Keras, scikit-learn and pandas are imported inside the functions that use them, so
 # that `--help` or a mistyped option answers at once (together they take ~10 s to load).
@@ -1676,7 +1700,7 @@ def run_strict(args):
         plot_mase(evaluation, title, out_dir / "cross_stock.png")
     print(verdict)
 
-    record = run_record(args, seeds)
+    record = run_record(args, seeds, __file__)
     record.update(protocol="strict", framing=args.framing, target=args.target, data=data)
     fit_s = sum(
         r["fit_s"] for log in fold_logs.values() for f in log for r in f["networks"].values()
@@ -2216,7 +2240,7 @@ def run(args):
     plot_all_losses(histories, "on the test set", out_dir / "losses_all.png")
 
     timings["total"] = time.perf_counter() - t_start
-    record = run_record(args, seeds)
+    record = run_record(args, seeds, __file__)
     record["protocol"], record["framing"] = args.protocol, args.framing
     record["data"] = {**data_record(stock), "split": setup["sizes"], "windows": windows}
     record["timings_s"] = timings
@@ -2240,561 +2264,6 @@ def run(args):
 def main(argv=None):
     args = parse_args(argv)
     return run_main(run, args)
-
-
-# --- support code: begin
-# ---------------------------------------------------------------------------
-# Support code: skip it on a first read. Argument checks, one-line errors, atomic
-# writes, seeds, training with a per-batch loss record and a clean Ctrl-C, tables and
-# versions. The same block stands in each of the three lesson scripts (a test keeps
-# the copies identical), so that every script can be copied and run on its own.
-# ---------------------------------------------------------------------------
-
-
-def fail(message):
-    """Bad input: one clear line on stderr, exit status 2, nothing written."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """--help shows each option's default, except where it is None (its help says why)."""
-
-    def _get_help_string(self, action):
-        return action.help if action.default is None else super()._get_help_string(action)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser, but a bad option gets one line (no usage block) and exit 2."""
-
-    def error(self, message):
-        fail(f"{message} (see --help)")
-
-
-def parse_args_with_quick(parser, argv, quick):
-    """Parse argv; with --quick, the values in `quick` become the defaults.
-
-    An option given on the command line still wins over its --quick value.
-    """
-    args = parser.parse_args(argv)
-    if args.quick:
-        parser.set_defaults(**quick)
-        args = parser.parse_args(argv)
-    return args
-
-
-def positive_int(text):
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
-
-
-def non_negative_int(text):
-    """argparse type for seeds: a whole number from 0 to 2**31 - 1 (every backend takes it)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError(f"must be from 0 to 2**31 - 1, got {value}")
-    return value
-
-
-def run_main(run, args):
-    """Run `run(args)` quietly and headless (unless --show); Ctrl-C: one line, exit 130."""
-    if not args.show:
-        matplotlib.use("Agg")  # save figures, never open a window
-    # Keep TensorFlow's C++ start-up chatter (INFO and WARNING lines, among them a
-    # "failed call to cuInit" on machines without a GPU) quiet. A value you set wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    same_thread_counts()
-    vars(sys.modules[__name__]).pop("_compiled_models", None)  # this run's models only
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted: stopped early; files already written are complete", file=sys.stderr)
-        return 130
-
-
-def prepare_out_dir(path):
-    """Create the output folder, or fail with exit 2 before any work starts."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        fail(f"--out-dir {path} is a file, not a folder; pass a folder path")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        fail(f"cannot write to --out-dir {path} ({exc.strerror}); pass a writable folder")
-    return path
-
-
-def write_atomically(path, write):
-    """Call write(tmp_path), then rename tmp_path to path.
-
-    A run stopped halfway leaves the old file or the new one, never half a file.
-    The temporary name keeps the suffix, because Keras picks the format from it.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def save_figure(fig, path):
-    """Save a matplotlib figure as PNG (atomically) and close it unless shown."""
-    write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    if matplotlib.get_backend().lower() == "agg":
-        plt.close(fig)
-    print(f"saved {path}")
-
-
-def save_model(model, path):
-    """Save a Keras model as .keras (atomically)."""
-    write_atomically(path, model.save)
-    print(f"saved {path}")
-
-
-def save_json(data, path):
-    """Write a JSON record (atomically)."""
-    text = json.dumps(data, indent=2, default=float) + "\n"
-    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
-    print(f"saved {path}")
-
-
-def seed_list(args):
-    """The seeds of a run, --seed and the --repeats - 1 after it, checked before any work."""
-    if args.seed + args.repeats - 1 >= 2**31:
-        fail(f"--seed + --repeats - 1 must stay below 2**31 (got {args.seed + args.repeats - 1})")
-    return [args.seed + r for r in range(args.repeats)]
-
-
-def run_record(args, seeds):
-    """The head of every metrics.json: script, arguments, seeds, versions, backend."""
-    import keras
-
-    return {
-        "script": Path(__file__).name,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "seed": args.seed,
-        "seeds": list(seeds),
-        "versions": library_versions(),
-        "backend": keras.backend.backend(),
-    }
-
-
-def random_streams(seed, names):
-    """Independent NumPy generators, one per name, from one seed.
-
-    np.random.SeedSequence(seed).spawn gives streams that never overlap, so drawing
-    more training data never changes the evaluation data, and so on.
-    """
-    children = np.random.SeedSequence(seed).spawn(len(names))
-    return {name: np.random.default_rng(child) for name, child in zip(names, children)}
-
-
-def mean_std(values):
-    """Mean and sample standard deviation (ddof=1) over seeds; no std for one seed."""
-    values = np.asarray(values, dtype=float)
-    summary = {"mean": float(values.mean())}
-    if len(values) > 1:
-        summary["std"] = float(values.std(ddof=1))
-    return summary
-
-
-def speed_settings(model, steps_per_execution=1, jit_compile="auto", unroll=False):
-    """Apply a script's SPEED to one model, per Keras backend; returns compile's arguments.
-
-    steps_per_execution: batches per call into the backend (1 on PyTorch: Keras refuses
-    more there). jit_compile: XLA, asked for on TensorFlow only (JAX compiles with XLA
-    anyway). unroll: unroll every recurrent layer's time loop, on TensorFlow only (on JAX
-    it made training slower). None of them changes what is learned.
-    """
-    import keras
-
-    backend = keras.backend.backend()
-    if unroll and backend == "tensorflow":
-        for layer in model.layers:  # a Bidirectional wrapper holds one layer per direction
-            for rnn in (
-                layer,
-                getattr(layer, "forward_layer", None),
-                getattr(layer, "backward_layer", None),
-            ):
-                if isinstance(rnn, keras.layers.RNN):
-                    rnn.unroll = True
-    return {
-        "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
-        "jit_compile": jit_compile if backend == "tensorflow" else "auto",
-    }
-
-
-def training_cost(fit_s, epochs, epochs_kept=None):
-    """One model's cost, for metrics.json's "cost" and the results table's fit s, epochs.
-
-    fit_s: for each seed, the fit seconds of its trainings (usually one; the stock
-    script's strict protocol: one per fold and stock). epochs: the epochs each training
-    ran (one number when they all ran as many, else their mean); epochs_kept: the best
-    epochs kept, where a training keeps its best epoch.
-    """
-    cost = {"fit_s": float(np.mean([t for times in fit_s for t in times]))}  # per training
-    if len(fit_s) > 1:
-        cost["fit_s_by_seed"] = [float(np.mean(times)) for times in fit_s]
-    cost["epochs"] = int(epochs[0]) if len(set(epochs)) == 1 else float(np.mean(epochs))
-    if epochs_kept is not None:
-        cost["epochs_kept"] = float(np.mean(epochs_kept))
-    return cost
-
-
-def reuse_compiled(model):
-    """An earlier compiled model just like `model`, put in `model`'s state; else `model`.
-
-    Each new Keras model traces (compiles) its training function at its first fit, and
-    TensorFlow warns when many of its last calls traced ("triggered tf.function
-    retracing"). So a model with the configuration and compile settings of one this
-    process trained before (another seed, fold or repeat) trains in that one instead: it
-    takes the new model's weights and dropout seeds (model.variables) and its unused
-    optimizer's variables, so it trains exactly as the new model would, without tracing.
-    The model returned is lent: a later call may train in it. To keep it, copy_model it.
-    Every kind of model stays in memory until the run ends.
-    """
-    model.optimizer.build(model.trainable_variables)
-    config = {"model": model.get_config(), "compile": model.get_compile_config()}
-    key = model.name + json.dumps(_without_names(config), sort_keys=True, default=repr)
-    # kept on the module object: in a --jobs worker, a function of a script run as
-    # __main__ arrives with a new copy of its globals, but the module stays for the
-    # worker's life. run_main empties it for each run (a worker keeps its own)
-    models = vars(sys.modules[__name__]).setdefault("_compiled_models", {})
-    if key not in models:
-        models[key] = model
-        return model
-    earlier = models[key]
-    new = model.variables + model.optimizer.variables
-    old = earlier.variables + earlier.optimizer.variables
-    if [v.shape for v in new] != [v.shape for v in old]:
-        raise RuntimeError(f"reuse_compiled: the model kept for {model.name} differs")
-    for variable, value in zip(old, new):
-        variable.assign(value)
-    return earlier
-
-
-def copy_model(model):
-    """A copy of a trained model (weights, optimizer, compile settings): what a --jobs
-    worker sends back, since Keras pickles a model as its .keras file."""
-    import pickle
-
-    return pickle.loads(pickle.dumps(model))
-
-
-def _without_names(config):
-    """A model's configuration without the names Keras numbers anew (lstm_1, adam_2, ...);
-    a dtype policy's name (its only key, e.g. "float32") stays."""
-    if isinstance(config, dict):
-        return {k: _without_names(v) for k, v in config.items() if k != "name" or len(config) == 1}
-    if isinstance(config, (list, tuple)):
-        return [_without_names(v) for v in config]
-    return config
-
-
-def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=None, callbacks=()):
-    """model.fit, plus a record of the logs after every call of batches, and a clean Ctrl-C.
-
-    Returns {"history": each epoch's logs (Keras's History), "batches": the logs Keras
-    reported after each call of up to steps_per_execution batches, with "step" (batches
-    trained so far) and "epoch_step" (batches into the epoch), "fit_s": fit's seconds}.
-    """
-    import keras
-
-    batches = {"step": [], "epoch_step": []}
-    now = {"epoch": 0}
-
-    def record(batch, logs):
-        # Keras passes the index of the last batch of each call; the last call of an
-        # epoch may be short, so clip it to the epoch's end.
-        steps = recorder.params["steps"]  # batches per epoch
-        batches["epoch_step"].append(min(batch + 1, steps))
-        batches["step"].append(now["epoch"] * steps + batches["epoch_step"][-1])
-        for key, value in logs.items():
-            batches.setdefault(key, []).append(float(value))
-
-    recorder = keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: now.update(epoch=epoch), on_train_batch_end=record
-    )
-    # Giving fit the number of batches it would count anyway changes no number, but Keras
-    # then makes one training data iterator per epoch instead of two (TensorFlow takes
-    # ~12 ms to make one from arrays; validation's are made by validation_batches below).
-    steps = {"steps_per_epoch": -(-len(x) // batch_size)}  # ceil: the last batch may be short
-    if validation_data is not None:
-        steps["validation_steps"] = -(-len(validation_data[0]) // batch_size)
-        validation_data = validation_batches(validation_data, batch_size)
-    start = time.perf_counter()
-    history = model.fit(
-        x,
-        y,
-        epochs=epochs,
-        batch_size=batch_size,
-        verbose=verbose,
-        validation_data=validation_data,
-        callbacks=[recorder, *callbacks, ctrl_c_callback()],
-        **steps,
-    )
-    return {"history": history.history, "batches": batches, "fit_s": time.perf_counter() - start}
-
-
-def validation_batches(data, batch_size):
-    """On TensorFlow: the (x, y) arrays as a tf.data.Dataset of the batches Keras makes.
-
-    Keras makes a new validation iterator at every epoch (and one more that it throws
-    away). From NumPy arrays TensorFlow takes ~12 ms to make one, from a plain batched
-    Dataset ~1 ms; with short epochs that was a quarter of fit. The same batches in the
-    same order, cast to floatx as Keras casts them: every validation loss stays the same.
-    The other backends take the arrays as they are (no TensorFlow import). When the rows
-    divide into whole batches, Keras's batches have a fixed size, and so do these
-    (drop_remainder then drops nothing): a traced model with recurrent dropout otherwise
-    moves its last float digits.
-    """
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        return data
-    import tensorflow as tf
-
-    floatx = keras.backend.floatx()
-    arrays = [np.asarray(a) for a in data]
-    arrays = tuple(a.astype(floatx) if "float" in a.dtype.name else a for a in arrays)
-    whole = len(arrays[0]) % batch_size == 0
-    return tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size, drop_remainder=whole)
-
-
-def ctrl_c_callback():
-    """A Keras callback that makes Ctrl-C during fit stop between batches.
-
-    Python raises KeyboardInterrupt wherever the main thread happens to be. Inside
-    TensorFlow's C++ code that can abort the whole process instead ("free():
-    invalid next size", about one Ctrl-C in ten at the start of an epoch here). So
-    while fit runs, Ctrl-C only raises a flag, and this callback raises
-    KeyboardInterrupt at the next batch or epoch boundary, in plain Python.
-    A second Ctrl-C interrupts at once.
-    """
-    import signal
-
-    import keras
-
-    class CtrlC(keras.callbacks.Callback):
-        pressed = False
-        previous = None  # the SIGINT handler to put back
-
-        def on_train_begin(self, logs=None):
-            self.pressed = False
-            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-                return  # a --jobs worker: Ctrl-C is the parent process's to handle
-            self.previous = signal.signal(signal.SIGINT, self.press)
-
-        def press(self, signum, frame):
-            if self.pressed:  # second Ctrl-C: stop now
-                self.restore()
-                raise KeyboardInterrupt
-            self.pressed = True
-
-        def restore(self):
-            if self.previous is not None:
-                signal.signal(signal.SIGINT, self.previous)
-                self.previous = None
-
-        def check(self, *args, **kwargs):
-            if self.pressed:
-                self.restore()
-                raise KeyboardInterrupt
-
-        # checked as each batch or epoch begins, in plain Python
-        on_epoch_begin = on_epoch_end = on_train_batch_begin = on_test_batch_begin = check
-
-        def on_train_end(self, logs=None):
-            self.restore()
-            self.check()
-
-    return CtrlC()
-
-
-def same_thread_counts(threads=1):
-    """Give every backend the same thread counts in every process, before Keras is imported.
-
-    A sum split over more threads adds in another order, and float rounding then moves the
-    last digits. With the counts fixed, a training gives the same numbers whether it runs
-    here or in a --jobs worker (the workers inherit these variables). One thread is about
-    as fast as two for these small models (benchmarks/RESULTS.md). A value you set wins.
-    """
-    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-        os.environ.setdefault(name, str(threads))  # TensorFlow's two pools; PyTorch's
-    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # NumPy's BLAS in the workers
-        os.environ.setdefault(name, os.environ["OMP_NUM_THREADS"])
-    if "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):  # JAX on the CPU
-        xla = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}"
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {xla}".strip()
-    from threadpoolctl import threadpool_limits  # NumPy's BLAS here: already loaded
-
-    threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]))
-
-
-class TrainingFailed(Exception):
-    """A training raised an error in a worker process; its traceback is in a file."""
-
-
-def run_trainings(trainings, jobs=1, log_dir=None):
-    """Run independent trainings one after another (jobs=1), or in `jobs` worker processes.
-
-    trainings: a list of (name, function, arguments). Each function(*arguments) seeds
-    itself and returns plain results (numbers, arrays, dicts; a Keras model pickles too),
-    so the order and the process do not change them. Returns the results, in order.
-    In the workers (joblib's processes) Keras prints nothing, Ctrl-C is ignored (this
-    process stops them and exits 130), and an error writes its traceback to log_dir and
-    stops the run with one line and exit status 1: a crash there is a bug, not bad input.
-    """
-    if jobs == 1 or len(trainings) == 1:
-        return [function(*arguments) for _, function, arguments in trainings]
-    from joblib import Parallel, delayed
-    from joblib.externals.loky.process_executor import TerminatedWorkerError
-
-    jobs = min(jobs, len(trainings))
-    print(f"{len(trainings)} trainings in {jobs} worker processes (their Keras output is off)")
-    log_dir = Path(log_dir or ".")
-    calls = [delayed(_in_worker)(name, f, a, log_dir) for name, f, a in trainings]
-    results = []
-    try:
-        for result in Parallel(n_jobs=jobs, return_as="generator")(calls):
-            results.append(result)
-            print(f"  [{len(results)}/{len(trainings)}] done: {trainings[len(results) - 1][0]}")
-    except TrainingFailed as failed:
-        name, path = failed.args
-        print(f"error: training {name!r} failed in a worker; traceback: {path}", file=sys.stderr)
-        raise SystemExit(1)
-    except TerminatedWorkerError:
-        print(
-            f"error: a worker process died during training {len(results) + 1} of "
-            f"{len(trainings)} (out of memory?); run with --jobs 1 to see why",
-            file=sys.stderr,
-        )
-        raise SystemExit(1)
-    return results
-
-
-def _in_worker(name, function, arguments, log_dir):
-    """One training in a worker: Ctrl-C ignored, its output (files 1 and 2) off, an error's
-    traceback saved."""
-    import contextlib
-    import signal
-    import traceback
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent process handles Ctrl-C
-    saved = [os.dup(1), os.dup(2)]  # TensorFlow's C++ start-up lines go to file 2 directly
-    try:
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-            os.dup2(quiet.fileno(), 1)
-            os.dup2(quiet.fileno(), 2)
-            return function(*arguments)
-    except Exception:
-        slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
-        path = log_dir / f"failed-{slug}.txt"
-        write_atomically(path, lambda tmp: Path(tmp).write_text(traceback.format_exc()))
-        raise TrainingFailed(name, str(path))
-    finally:
-        for fd, copy in enumerate(saved, start=1):
-            os.dup2(copy, fd)
-            os.close(copy)
-
-
-def available_memory():
-    """Bytes of memory free for this run (MemAvailable, lowered by a cgroup limit), or None."""
-    try:
-        text = Path("/proc/meminfo").read_text()
-        available = int(text.split("MemAvailable:")[1].split()[0]) * 1024
-    except (OSError, IndexError, ValueError):
-        return None  # not Linux, or unreadable: no guard
-    for limit, usage in (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
-        (
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
-        ),
-    ):
-        try:
-            room = int(Path(limit).read_text()) - int(Path(usage).read_text())
-        except (OSError, ValueError):  # no such limit ("max" in v2)
-            continue
-        available = min(available, room)
-    return available
-
-
-# What one process that imports Keras and trains takes beyond its data: 0.82 to 0.86 GiB
-# of private memory, measured in a --jobs worker of lesson 7 on TensorFlow (2026-12-01),
-# rounded down: the guard stops only runs that surely do not fit.
-KERAS_PROCESS_BYTES = 800 * 2**20
-
-
-def check_memory(data_bytes, lower, processes=1):
-    """Bad input: stop (exit 2, nothing written) if the run will not fit in free memory.
-
-    data_bytes: the estimated peak of the run's data, every process's together; lower: the
-    option(s) to lower; processes: how many import Keras and train (each --jobs worker
-    imports it again), at KERAS_PROCESS_BYTES each.
-    """
-    available = available_memory()
-    need = data_bytes + processes * KERAS_PROCESS_BYTES
-    if available is not None and need > available:
-        each = f"{KERAS_PROCESS_BYTES / 2**30:.1f} GiB"
-        keras = f"Keras {each} in {processes} process" + ("es" if processes > 1 else "")
-        fail(
-            f"the run would need about {need / 2**30:.1f} GiB of memory (data "
-            f"{data_bytes / 2**30:.1f} GiB, {keras}), and {available / 2**30:.1f} GiB "
-            f"is available; lower {lower}"
-        )
-
-
-def library_versions():
-    """Versions worth recording with every result: Python, the backend, each package found."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import keras
-
-    versions = {"python": platform.python_version(), "backend": keras.backend.backend()}
-    packages = "keras numpy matplotlib tensorflow tensorflow-cpu jax torch pandas scikit-learn"
-    for package in packages.split():
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:  # optional packages
-            pass
-    return versions
-
-
-def print_table(rows, columns):
-    """Print a list of dicts as one plain, aligned text table (first column to the left)."""
-    cells = [[str(c) for c in columns]] + [[_fmt(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    for n, line in enumerate(cells):
-        print(
-            "  ".join(
-                [line[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(line[1:], widths[1:])]
-            )
-        )
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-def _fmt(value):
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-# --- support code: end
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import lstm_lessons.parallel
 import stock_lstm_compare as slc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1649,7 +1650,7 @@ def test_a_csv_too_big_for_the_memory_left_exits_2_with_one_line(tmp_path, capsy
     assert two > one > csv.stat().st_size * slc.CSV_MEMORY_FACTOR
     keras = slc.KERAS_PROCESS_BYTES
     room = (one + keras + two + 2 * keras) // 2  # room for one training process, not for two
-    monkeypatch.setattr(slc, "available_memory", lambda: room)
+    monkeypatch.setattr(lstm_lessons.parallel, "available_memory", lambda: room)
     assert slc.parse_args([*argv, "--jobs", "1"]).jobs == 1
     with pytest.raises(SystemExit) as stopped:
         slc.main([*argv, "--jobs", "2"])
@@ -1661,7 +1662,7 @@ def test_a_csv_too_big_for_the_memory_left_exits_2_with_one_line(tmp_path, capsy
     assert "lower --jobs or --train-size/--test-size" in err
     assert not out_dir.exists()  # nothing written
     # with memory that can't be read, no guard
-    monkeypatch.setattr(slc, "available_memory", lambda: None)
+    monkeypatch.setattr(lstm_lessons.parallel, "available_memory", lambda: None)
     assert slc.parse_args([*argv, "--jobs", "2"]).jobs == 2
 
 

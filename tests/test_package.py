@@ -1,12 +1,8 @@
-"""The support block is repeated in every lesson script (so each one stands alone).
-
-The first test keeps the copies identical, so a fix made in one is made in all; the
-others check the helpers that every script uses: Ctrl-C, the per-batch record of
+"""The package's shared helpers, which every script uses: Ctrl-C, the per-batch record of
 train_network, the random streams, the summary over seeds and the speed settings.
 """
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -16,24 +12,6 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ["stacked_lstm_damped_sine.py", "bidirectional_cumsum.py", "stock_lstm_compare.py"]
-BLOCK = re.compile(r"^# --- support code: begin\n.*?^# --- support code: end\n", re.S | re.M)
-
-
-def test_support_block_is_identical_in_every_script_and_comes_last():
-    blocks = {}
-    for name in SCRIPTS:
-        text = (ROOT / name).read_text()
-        found = BLOCK.findall(text)
-        assert len(found) == 1, f"{name} should hold the support block exactly once"
-        blocks[name] = found[0]
-        # lesson first: after the block comes only the __main__ guard
-        tail = text.split("# --- support code: end\n", 1)[1]
-        assert tail.strip() == 'if __name__ == "__main__":\n    sys.exit(main())', name
-    assert blocks, "no lesson script found"
-    first = next(iter(blocks.values()))
-    different = [name for name, block in blocks.items() if block != first]
-    assert not different, f"the shared helper block differs in {different}"
 
 
 # ---------------------------------------------------------------------------
@@ -52,7 +30,7 @@ def tiny_model():
 def test_ctrl_c_in_fit_stops_after_the_running_batch_and_puts_the_handler_back():
     import keras
 
-    from stacked_lstm_damped_sine import ctrl_c_callback
+    from lstm_lessons.training import ctrl_c_callback
 
     before = signal.getsignal(signal.SIGINT)
     started = []
@@ -78,7 +56,7 @@ def test_ctrl_c_in_fit_stops_after_the_running_batch_and_puts_the_handler_back()
 
 
 def test_a_finished_fit_puts_the_handler_back_and_a_second_ctrl_c_interrupts_at_once():
-    from stacked_lstm_damped_sine import ctrl_c_callback
+    from lstm_lessons.training import ctrl_c_callback
 
     before = signal.getsignal(signal.SIGINT)
     x, y = np.zeros((20, 4), "float32"), np.zeros((20, 1), "float32")
@@ -103,7 +81,7 @@ def test_a_finished_fit_puts_the_handler_back_and_a_second_ctrl_c_interrupts_at_
 
 RECORDER_CHECK = """
 import numpy as np, keras
-from stacked_lstm_damped_sine import train_network
+from lstm_lessons.training import train_network
 model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
 model.compile(loss="mse", optimizer="sgd", steps_per_execution=5)
 x, y = np.ones((230, 4), "float32"), np.ones((230, 1), "float32")
@@ -120,7 +98,7 @@ RECORDER_EXPECTED = (
 def test_train_network_records_the_last_batch_of_each_call_clipped_to_the_epoch():
     import keras
 
-    from stacked_lstm_damped_sine import train_network
+    from lstm_lessons.training import train_network
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(loss="mse", optimizer="sgd", steps_per_execution=5)
@@ -150,7 +128,7 @@ def test_train_network_record_on_another_backend(backend):
 
 
 def test_random_streams_are_independent_and_reproducible():
-    from stacked_lstm_damped_sine import random_streams
+    from lstm_lessons.training import random_streams
 
     a = random_streams(7, ["train", "eval"])
     b = random_streams(7, ["train", "eval"])
@@ -162,7 +140,7 @@ def test_random_streams_are_independent_and_reproducible():
 
 
 def test_mean_std_is_the_sample_std_and_absent_for_one_seed():
-    from stacked_lstm_damped_sine import mean_std
+    from lstm_lessons.outputs import mean_std
 
     assert mean_std([0.5]) == {"mean": 0.5}
     assert mean_std([1.0, 2.0, 3.0]) == pytest.approx({"mean": 2.0, "std": 1.0})  # ddof=1
@@ -180,7 +158,7 @@ def test_speed_settings_per_backend(monkeypatch, backend, expected):
     import keras
 
     from bidirectional_cumsum import bidirectional_lstm
-    from stacked_lstm_damped_sine import speed_settings
+    from lstm_lessons.training import speed_settings
 
     monkeypatch.setattr(keras.backend, "backend", lambda: backend)
     model = bidirectional_lstm()
@@ -204,7 +182,7 @@ def test_train_network_gives_the_same_losses_as_a_plain_fit_with_validation(n_va
     with 64 rows if their static shape did (Keras's are (16, 7, 1) then, not (None, 7, 1))."""
     import keras
 
-    from stacked_lstm_damped_sine import train_network
+    from lstm_lessons.training import train_network
 
     rng = np.random.default_rng(0)
     x, y = rng.random((203, 7, 1), "float32"), rng.random((203, 1), "float32")
@@ -229,7 +207,7 @@ def test_validation_batches_are_the_batches_keras_makes_from_the_arrays(n_val):
     Keras's own adapter makes from the arrays (float64 cast to float32, ints kept)."""
     import keras
 
-    from stacked_lstm_damped_sine import validation_batches
+    from lstm_lessons.training import validation_batches
 
     rng = np.random.default_rng(1)
     x, y = rng.random((n_val, 7, 1)), rng.integers(0, 2, (n_val, 1))  # float64 and int64
@@ -320,7 +298,8 @@ def test_reuse_compiled_needs_the_same_model_and_copy_model_keeps_one_apart():
 
 
 def test_run_trainings_gives_the_same_results_in_order_with_workers(capsys):
-    from stacked_lstm_damped_sine import mean_std, run_trainings
+    from lstm_lessons.outputs import mean_std
+    from lstm_lessons.parallel import run_trainings
 
     trainings = [(f"t{k}", mean_std, ([k, 2 * k, 4.0],)) for k in range(5)]
     here = run_trainings(trainings, jobs=1)
@@ -331,7 +310,8 @@ def test_run_trainings_gives_the_same_results_in_order_with_workers(capsys):
 
 
 def test_a_training_that_fails_in_a_worker_stops_the_run_with_one_line_and_exit_1(tmp_path, capsys):
-    from stacked_lstm_damped_sine import positive_int, run_trainings
+    from lstm_lessons.cli import positive_int
+    from lstm_lessons.parallel import run_trainings
 
     trainings = [("seed 7: fine", positive_int, ("3",)), ("seed 8: broken", positive_int, ("x",))]
     with pytest.raises(SystemExit) as stop:
@@ -347,7 +327,7 @@ def test_a_training_that_fails_in_a_worker_stops_the_run_with_one_line_and_exit_
 THREADS_CHECK = """
 import os
 os.environ["TF_NUM_INTEROP_THREADS"] = "3"  # a value the user set wins
-from stacked_lstm_damped_sine import same_thread_counts
+from lstm_lessons.training import same_thread_counts
 from threadpoolctl import threadpool_info
 same_thread_counts()
 keys = ["TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"]
@@ -367,7 +347,7 @@ def test_same_thread_counts_sets_every_backend_before_import_and_keeps_the_users
 
 
 def test_check_memory_stops_with_one_line_when_the_data_would_not_fit(monkeypatch, capsys):
-    import stacked_lstm_damped_sine as script
+    from lstm_lessons import parallel as script
 
     monkeypatch.setattr(script, "available_memory", lambda: 2 * 2**30)
     script.check_memory(2**30, "--n-train")  # fits: nothing happens
@@ -388,7 +368,7 @@ def test_check_memory_stops_with_one_line_when_the_data_would_not_fit(monkeypatc
 
 
 def test_available_memory_reads_this_machine():
-    from stacked_lstm_damped_sine import available_memory
+    from lstm_lessons.parallel import available_memory
 
     found = available_memory()
     if not Path("/proc/meminfo").exists():

@@ -1,0 +1,251 @@
+"""Training helpers beyond the lesson: seeds and streams, speed settings, reuse of compiled
+models, a per-batch loss record and a clean Ctrl-C, and the same thread counts everywhere."""
+
+import json
+import os
+import time
+
+import numpy as np
+
+# reuse_compiled's models, by configuration: this process's, emptied for each run
+_compiled_models = {}
+
+
+def random_streams(seed, names):
+    """Independent NumPy generators, one per name, from one seed.
+
+    np.random.SeedSequence(seed).spawn gives streams that never overlap, so drawing
+    more training data never changes the evaluation data, and so on.
+    """
+    children = np.random.SeedSequence(seed).spawn(len(names))
+    return {name: np.random.default_rng(child) for name, child in zip(names, children)}
+
+
+def speed_settings(model, steps_per_execution=1, jit_compile="auto", unroll=False):
+    """Apply a script's SPEED to one model, per Keras backend; returns compile's arguments.
+
+    steps_per_execution: batches per call into the backend (1 on PyTorch: Keras refuses
+    more there). jit_compile: XLA, asked for on TensorFlow only (JAX compiles with XLA
+    anyway). unroll: unroll every recurrent layer's time loop, on TensorFlow only (on JAX
+    it made training slower). None of them changes what is learned.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if unroll and backend == "tensorflow":
+        for layer in model.layers:  # a Bidirectional wrapper holds one layer per direction
+            for rnn in (
+                layer,
+                getattr(layer, "forward_layer", None),
+                getattr(layer, "backward_layer", None),
+            ):
+                if isinstance(rnn, keras.layers.RNN):
+                    rnn.unroll = True
+    return {
+        "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
+        "jit_compile": jit_compile if backend == "tensorflow" else "auto",
+    }
+
+
+def training_cost(fit_s, epochs, epochs_kept=None):
+    """One model's cost, for metrics.json's "cost" and the results table's fit s, epochs.
+
+    fit_s: for each seed, the fit seconds of its trainings (usually one; the stock
+    script's strict protocol: one per fold and stock). epochs: the epochs each training
+    ran (one number when they all ran as many, else their mean); epochs_kept: the best
+    epochs kept, where a training keeps its best epoch.
+    """
+    cost = {"fit_s": float(np.mean([t for times in fit_s for t in times]))}  # per training
+    if len(fit_s) > 1:
+        cost["fit_s_by_seed"] = [float(np.mean(times)) for times in fit_s]
+    cost["epochs"] = int(epochs[0]) if len(set(epochs)) == 1 else float(np.mean(epochs))
+    if epochs_kept is not None:
+        cost["epochs_kept"] = float(np.mean(epochs_kept))
+    return cost
+
+
+def reuse_compiled(model):
+    """An earlier compiled model just like `model`, put in `model`'s state; else `model`.
+
+    Each new Keras model traces (compiles) its training function at its first fit, and
+    TensorFlow warns when many of its last calls traced ("triggered tf.function
+    retracing"). So a model with the configuration and compile settings of one this
+    process trained before (another seed, fold or repeat) trains in that one instead: it
+    takes the new model's weights and dropout seeds (model.variables) and its unused
+    optimizer's variables, so it trains exactly as the new model would, without tracing.
+    The model returned is lent: a later call may train in it. To keep it, copy_model it.
+    Every kind of model stays in memory until the run ends.
+    """
+    model.optimizer.build(model.trainable_variables)
+    config = {"model": model.get_config(), "compile": model.get_compile_config()}
+    key = model.name + json.dumps(_without_names(config), sort_keys=True, default=repr)
+    models = _compiled_models  # run_main empties it for each run; a --jobs worker keeps its own
+    if key not in models:
+        models[key] = model
+        return model
+    earlier = models[key]
+    new = model.variables + model.optimizer.variables
+    old = earlier.variables + earlier.optimizer.variables
+    if [v.shape for v in new] != [v.shape for v in old]:
+        raise RuntimeError(f"reuse_compiled: the model kept for {model.name} differs")
+    for variable, value in zip(old, new):
+        variable.assign(value)
+    return earlier
+
+
+def copy_model(model):
+    """A copy of a trained model (weights, optimizer, compile settings): what a --jobs
+    worker sends back, since Keras pickles a model as its .keras file."""
+    import pickle
+
+    return pickle.loads(pickle.dumps(model))
+
+
+def _without_names(config):
+    """A model's configuration without the names Keras numbers anew (lstm_1, adam_2, ...);
+    a dtype policy's name (its only key, e.g. "float32") stays."""
+    if isinstance(config, dict):
+        return {k: _without_names(v) for k, v in config.items() if k != "name" or len(config) == 1}
+    if isinstance(config, (list, tuple)):
+        return [_without_names(v) for v in config]
+    return config
+
+
+def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=None, callbacks=()):
+    """model.fit, plus a record of the logs after every call of batches, and a clean Ctrl-C.
+
+    Returns {"history": each epoch's logs (Keras's History), "batches": the logs Keras
+    reported after each call of up to steps_per_execution batches, with "step" (batches
+    trained so far) and "epoch_step" (batches into the epoch), "fit_s": fit's seconds}.
+    """
+    import keras
+
+    batches = {"step": [], "epoch_step": []}
+    now = {"epoch": 0}
+
+    def record(batch, logs):
+        # Keras passes the index of the last batch of each call; the last call of an
+        # epoch may be short, so clip it to the epoch's end.
+        steps = recorder.params["steps"]  # batches per epoch
+        batches["epoch_step"].append(min(batch + 1, steps))
+        batches["step"].append(now["epoch"] * steps + batches["epoch_step"][-1])
+        for key, value in logs.items():
+            batches.setdefault(key, []).append(float(value))
+
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: now.update(epoch=epoch), on_train_batch_end=record
+    )
+    # Giving fit the number of batches it would count anyway changes no number, but Keras
+    # then makes one training data iterator per epoch instead of two (TensorFlow takes
+    # ~12 ms to make one from arrays; validation's are made by validation_batches below).
+    steps = {"steps_per_epoch": -(-len(x) // batch_size)}  # ceil: the last batch may be short
+    if validation_data is not None:
+        steps["validation_steps"] = -(-len(validation_data[0]) // batch_size)
+        validation_data = validation_batches(validation_data, batch_size)
+    start = time.perf_counter()
+    history = model.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=verbose,
+        validation_data=validation_data,
+        callbacks=[recorder, *callbacks, ctrl_c_callback()],
+        **steps,
+    )
+    return {"history": history.history, "batches": batches, "fit_s": time.perf_counter() - start}
+
+
+def validation_batches(data, batch_size):
+    """On TensorFlow: the (x, y) arrays as a tf.data.Dataset of the batches Keras makes.
+
+    Keras makes a new validation iterator at every epoch (and one more that it throws
+    away). From NumPy arrays TensorFlow takes ~12 ms to make one, from a plain batched
+    Dataset ~1 ms; with short epochs that was a quarter of fit. The same batches in the
+    same order, cast to floatx as Keras casts them: every validation loss stays the same.
+    The other backends take the arrays as they are (no TensorFlow import). When the rows
+    divide into whole batches, Keras's batches have a fixed size, and so do these
+    (drop_remainder then drops nothing): a traced model with recurrent dropout otherwise
+    moves its last float digits.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return data
+    import tensorflow as tf
+
+    floatx = keras.backend.floatx()
+    arrays = [np.asarray(a) for a in data]
+    arrays = tuple(a.astype(floatx) if "float" in a.dtype.name else a for a in arrays)
+    whole = len(arrays[0]) % batch_size == 0
+    return tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size, drop_remainder=whole)
+
+
+def ctrl_c_callback():
+    """A Keras callback that makes Ctrl-C during fit stop between batches.
+
+    Python raises KeyboardInterrupt wherever the main thread happens to be. Inside
+    TensorFlow's C++ code that can abort the whole process instead ("free():
+    invalid next size", about one Ctrl-C in ten at the start of an epoch here). So
+    while fit runs, Ctrl-C only raises a flag, and this callback raises
+    KeyboardInterrupt at the next batch or epoch boundary, in plain Python.
+    A second Ctrl-C interrupts at once.
+    """
+    import signal
+
+    import keras
+
+    class CtrlC(keras.callbacks.Callback):
+        pressed = False
+        previous = None  # the SIGINT handler to put back
+
+        def on_train_begin(self, logs=None):
+            self.pressed = False
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+                return  # a --jobs worker: Ctrl-C is the parent process's to handle
+            self.previous = signal.signal(signal.SIGINT, self.press)
+
+        def press(self, signum, frame):
+            if self.pressed:  # second Ctrl-C: stop now
+                self.restore()
+                raise KeyboardInterrupt
+            self.pressed = True
+
+        def restore(self):
+            if self.previous is not None:
+                signal.signal(signal.SIGINT, self.previous)
+                self.previous = None
+
+        def check(self, *args, **kwargs):
+            if self.pressed:
+                self.restore()
+                raise KeyboardInterrupt
+
+        # checked as each batch or epoch begins, in plain Python
+        on_epoch_begin = on_epoch_end = on_train_batch_begin = on_test_batch_begin = check
+
+        def on_train_end(self, logs=None):
+            self.restore()
+            self.check()
+
+    return CtrlC()
+
+
+def same_thread_counts(threads=1):
+    """Give every backend the same thread counts in every process, before Keras is imported.
+
+    A sum split over more threads adds in another order, and float rounding then moves the
+    last digits. With the counts fixed, a training gives the same numbers whether it runs
+    here or in a --jobs worker (the workers inherit these variables). One thread is about
+    as fast as two for these small models (benchmarks/RESULTS.md). A value you set wins.
+    """
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(name, str(threads))  # TensorFlow's two pools; PyTorch's
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # NumPy's BLAS in the workers
+        os.environ.setdefault(name, os.environ["OMP_NUM_THREADS"])
+    if "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):  # JAX on the CPU
+        xla = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {xla}".strip()
+    from threadpoolctl import threadpool_limits  # NumPy's BLAS here: already loaded
+
+    threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]))
