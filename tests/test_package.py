@@ -375,3 +375,188 @@ def test_available_memory_reads_this_machine():
         assert found is None
     else:
         assert 0 < found <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+# ---------------------------------------------------------------------------
+# The mechanisms every script shares, tested once here with real processes
+# ---------------------------------------------------------------------------
+
+
+def test_a_write_that_fails_halfway_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path):
+    from lstm_lessons.outputs import write_atomically
+
+    path = tmp_path / "metrics.json"
+    path.write_text("old, whole")
+
+    def half_then_fail(tmp):
+        Path(tmp).write_text("new, but only ha")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(path, half_then_fail)
+    assert path.read_text() == "old, whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def seeded_training(seed):
+    """A small seeded Keras training, as every script's trainings are: its final weights."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((6, 1)), keras.layers.LSTM(4), keras.layers.Dense(1)])
+    model.compile(loss="mae", optimizer="adam")
+    x = np.random.default_rng(seed).random((64, 6, 1), dtype="float32")
+    model.fit(x, x[:, -1], epochs=2, batch_size=8, verbose=0)
+    return [w.tolist() for w in model.get_weights()]
+
+
+def test_trainings_in_worker_processes_give_the_numbers_of_one_process():
+    from lstm_lessons.parallel import run_trainings
+    from lstm_lessons.training import same_thread_counts
+
+    same_thread_counts()  # as run_main does: the workers inherit the same counts
+    trainings = [(f"seed {s}", seeded_training, (s,)) for s in (1, 2, 3)]
+    serial = run_trainings(trainings, jobs=1)
+    assert run_trainings(trainings, jobs=2) == serial  # exactly, weight for weight
+    assert serial[0] != serial[1]
+
+
+# A stand-in for a script: run_main around a run that writes a file, then trains for long
+# (or, with "jobs", runs slow trainings in two workers).
+CTRL_C_SCRIPT = """
+import sys, time
+import numpy as np, keras
+from lstm_lessons.cli import run_main
+from lstm_lessons.outputs import save_json
+from lstm_lessons.parallel import run_trainings
+from lstm_lessons.training import ctrl_c_callback
+
+def slow(k):
+    time.sleep(0.5 if k == 0 else 60)
+    return k
+
+def run(args):
+    save_json({"done": "before fit"}, args.out)
+    if args.jobs:
+        run_trainings([(f"t{k}", slow, (k,)) for k in range(4)], jobs=2)
+        return 0
+    model = keras.Sequential([keras.Input((20, 1)), keras.layers.LSTM(32), keras.layers.Dense(1)])
+    model.compile(loss="mae", optimizer="adam")
+    x = np.zeros((200_000, 20, 1), "float32")
+    print("fitting", flush=True)
+    model.fit(x, x[:, 0], epochs=5, verbose=0, callbacks=[ctrl_c_callback()])
+    return 0
+
+class Args: show = False; out = sys.argv[1]; jobs = sys.argv[2:] == ["jobs"]
+sys.exit(run_main(run, Args))
+"""
+
+
+def group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("where", ["fit", "jobs"])
+def test_ctrl_c_exits_130_with_one_line_whole_files_and_no_process_left(tmp_path, where):
+    import json
+    import time
+
+    out = tmp_path / "metrics.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "DISPLAY")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_SCRIPT, str(out)] + (["jobs"] if where == "jobs" else []),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=dict(env, TF_CPP_MIN_LOG_LEVEL="2"),
+        start_new_session=True,  # its own process group, as a terminal gives a command
+        # a shell that starts pytest in the background ignores SIGINT; restore the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        wanted = "fitting" if where == "fit" else "[1/4] done"
+        for line in proc.stdout:
+            if wanted in line:
+                break
+        time.sleep(2)
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err[-2000:]
+        assert err.strip().splitlines()[-1].startswith("interrupted:")
+        assert "Traceback" not in err
+        assert json.loads(out.read_text()) == {"done": "before fit"}
+        assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+        for _ in range(60):  # the workers go too
+            if not group_alive(proc.pid):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("processes still running after the run stopped")
+    finally:
+        if group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_worker_that_dies_stops_a_scripts_main_with_one_line_and_exit_1(tmp_path):
+    """Kill a --jobs worker of a real script run: the run ends with exit 1 and one line."""
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "stacked_lstm_damped_sine.py", "--quick", "--verbose", "0"]
+        + ["--repeats", "4", "--n-train", "20000", "--jobs", "2", "--out-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        start_new_session=True,
+    )
+    try:
+        for line in proc.stdout:
+            if "worker processes" in line:
+                break
+        time.sleep(1)
+        workers = []
+        for _ in range(120):  # joblib's workers: python processes of the group, not the run
+            workers = [
+                int(p.name)
+                for p in Path("/proc").iterdir()
+                if p.name.isdigit()
+                and int(p.name) != proc.pid
+                and _process_group(p) == proc.pid
+                and b"popen_loky" in _cmdline(p)
+            ]
+            if workers:
+                break
+            time.sleep(0.5)
+        assert workers, "no worker process found"
+        time.sleep(3)  # into its first training
+        os.kill(workers[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 1, err[-2000:]
+        lines = err.strip().splitlines()
+        assert lines[-1].startswith("error: a worker process died"), err[-2000:]
+        assert "Traceback" not in err
+        assert not (tmp_path / "metrics.json").exists()
+    finally:
+        if group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _process_group(proc_dir):
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cmdline(proc_dir):
+    try:
+        return (proc_dir / "cmdline").read_bytes()
+    except OSError:
+        return b""
