@@ -1,6 +1,7 @@
 """Shared pytest setup: headless figures, and the lesson scripts importable as modules."""
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -11,3 +12,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+# TensorFlow 2.21 writes a few C++ start-up lines to stderr when it is imported, whatever
+# TF_CPP_MIN_LOG_LEVEL says (they come before its logging is set up). The scripts import
+# Keras at the top, so a subprocess's stderr begins with them; our own lines follow.
+TF_STARTUP = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} \d\d:)")
+
+
+def our_stderr_lines(stderr):
+    """The lines of a subprocess's stderr that are ours, without TensorFlow's start-up lines."""
+    return [line for line in stderr.strip().splitlines() if not TF_STARTUP.match(line)]
