@@ -157,17 +157,22 @@ def test_mean_std_is_the_sample_std_and_absent_for_one_seed():
 def test_speed_settings_per_backend(monkeypatch, backend, expected):
     import keras
 
-    from bidirectional_cumsum import bidirectional_lstm
     from lstm_lessons.training import speed_settings
 
     monkeypatch.setattr(keras.backend, "backend", lambda: backend)
-    model = bidirectional_lstm()
+    model = keras.Sequential(
+        [
+            keras.Input((10, 1)),
+            keras.layers.Bidirectional(keras.layers.LSTM(5, return_sequences=True)),
+            keras.layers.LSTM(3),
+        ]
+    )
     settings = speed_settings(model, steps_per_execution=50, jit_compile=True, unroll=True)
     assert settings == expected
     # unrolling reaches both directions of a Bidirectional wrapper, on TensorFlow only
     wrapper = model.layers[0]
-    unrolled = [wrapper.forward_layer.unroll, wrapper.backward_layer.unroll]
-    assert unrolled == [backend == "tensorflow"] * 2
+    unrolled = [wrapper.forward_layer.unroll, wrapper.backward_layer.unroll, model.layers[1].unroll]
+    assert unrolled == [backend == "tensorflow"] * 3
 
 
 # ---------------------------------------------------------------------------
@@ -249,9 +254,9 @@ def seeded_model(seed, units=3, loss="mse"):
 
 
 def test_reuse_compiled_trains_an_earlier_model_exactly_as_the_new_one_would():
-    import stacked_lstm_damped_sine as s
+    from lstm_lessons import training as s
 
-    vars(s).pop("_compiled_models", None)
+    s._compiled_models.clear()
     x = np.random.default_rng(0).random((64, 4)).astype("float32")
     y = x.sum(axis=1, keepdims=True)
     first = s.reuse_compiled(seeded_model(1))
@@ -275,9 +280,9 @@ def test_reuse_compiled_trains_an_earlier_model_exactly_as_the_new_one_would():
 
 
 def test_reuse_compiled_needs_the_same_model_and_copy_model_keeps_one_apart():
-    import stacked_lstm_damped_sine as s
+    from lstm_lessons import training as s
 
-    vars(s).pop("_compiled_models", None)
+    s._compiled_models.clear()
     first = s.reuse_compiled(seeded_model(1))
     assert s.reuse_compiled(seeded_model(1, units=4)) is not first
     assert s.reuse_compiled(seeded_model(1, loss="mae")) is not first
