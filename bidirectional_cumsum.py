@@ -27,6 +27,8 @@ seeds (`--repeats`), trainings in parallel (`--jobs`) and a metrics.json record.
 
 import sys
 import time
+from functools import partial
+from pathlib import Path
 
 import keras
 import matplotlib.pyplot as plt
@@ -238,12 +240,127 @@ def run_lesson(
 
 # Beyond the lesson
 from lstm_lessons import cumsum  # noqa: E402
+from lstm_lessons.cli import (  # noqa: E402
+    ArgumentParser,
+    HelpFormatter,
+    fail,
+    non_negative_int,
+    parse_args_with_quick,
+    positive_int,
+    run_main,
+)
+
+
+def positive_ints(text):
+    """argparse type: comma-separated whole numbers >= 1, e.g. 10,20,40 (sorted, no repeats)."""
+    return sorted({positive_int(part) for part in text.split(",")})
+
+
+def build_parser():
+    """Every option, with the lesson's sizes as defaults (but a larger evaluation set)."""
+    parser = ArgumentParser(
+        description="Lesson 10: a Bidirectional LSTM learns the cumulative sum problem.",
+        formatter_class=HelpFormatter,
+    )
+    for name, default, text in (  # the lesson's sizes: whole numbers of 1 or more
+        ("n_timesteps", N_TIMESTEPS, "time steps per sequence (2 or more); the limit is n/4"),
+        ("n_train", N_TRAIN, "fresh training sequences (one pass over them per epoch)"),
+        ("n_eval", 1_000, f"fresh evaluation sequences (the lesson scores {N_EVAL})"),
+        ("n_predict", N_PREDICT, "new sequences to predict and print one line each"),
+        ("batch_size", BATCH_SIZE, "sequences per training batch"),
+        ("epochs", EPOCHS, "passes over the training sequences"),
+        ("units", N_UNITS, "LSTM units in each direction"),
+    ):
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=positive_int, default=default, help=text
+        )
+    add = parser.add_argument
+    add(
+        "--merge-mode",
+        choices=cumsum.MERGE_MODES,
+        default=MERGE_MODE,
+        help="how the Bidirectional wrapper joins its two directions",
+    )
+    add("--seed", type=non_negative_int, default=7, help="seed for the data, the weights and Keras")
+    add(
+        "--repeats",
+        type=positive_int,
+        default=1,
+        help="run with seeds seed .. seed+N-1 and report mean ± std",
+    )
+    add(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="run the independent trainings (--repeats, --compare-*, --experiment size) in N "
+        "worker processes; same numbers as 1, and each worker imports Keras again",
+    )
+    for option, text in (
+        ("--demo", "only show go_backwards and the merge modes on a small input, then stop"),
+        ("--compare-directions", "also train forward, backward and bidirectional models"),
+        ("--compare-merge-modes", "also train the bidirectional model with each merge mode"),
+        ("--show", "also open the figures in windows at the end"),
+    ):
+        add(option, action="store_true", help=text)
+    add(
+        "--experiment",
+        choices=("size",),
+        help="instead of the lesson's run: 'size' trains the model on every cell of the "
+        "--grid-* options (model size against sequence length; add --repeats for seeds)",
+    )
+    for key, text in zip(
+        cumsum.SIZE_KEYS,
+        ("sequence lengths", "LSTM units each way", "training sequences", "batch sizes"),
+    ):
+        add(
+            "--grid-" + key.replace("_", "-"),
+            type=positive_ints,
+            default=cumsum.SIZE_GRID[key],
+            metavar="N,N,...",
+            help=f"--experiment size: the {text} to try, comma-separated",
+        )
+    quick = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in quick_options().items())
+    add("--quick", action="store_true", help=f"tiny run of every step: {quick} unless given")
+    add(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="Keras's fit output: 0 silent, 1 progress bar, 2 one line per epoch",
+    )
+    add(
+        "--out-dir",
+        type=Path,
+        default=Path("outputs") / Path(__file__).stem,
+        help="folder for the figures, metrics.json and the .keras models",
+    )
+    return parser
+
+
+def quick_options():
+    """--quick: QUICK's sizes and the package's small grid."""
+    return dict(QUICK, **{"grid_" + key: value for key, value in cumsum.QUICK_GRID.items()})
+
+
+def parse_args(argv=None):
+    """The options, checked: a bad one gets one line and exit 2, before any work."""
+    args = parse_args_with_quick(build_parser(), argv, quick_options())
+    for option, value in (
+        ("--n-timesteps", args.n_timesteps),
+        ("--grid-n-timesteps", min(args.grid_n_timesteps)),
+    ):
+        if value < 2:
+            fail(
+                f"{option} must be 2 or more (got {value}): one step has no past or future to read"
+            )
+    cumsum.check_data_memory(args)
+    return args
 
 
 def main(argv=None):
-    """The command line: the lesson, its baselines and experiments (see --help)."""
-    # this file's lesson functions and sizes go in: the package never imports a script
-    return cumsum.main(sys.modules[__name__], argv)
+    """Parse the options; run the lesson, its baselines and experiments through the package
+    (this file's lesson functions go in: the package never imports a script)."""
+    return run_main(partial(cumsum.run, lesson=sys.modules[__name__]), parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,15 @@
 """Lesson 10's extensions: 10.1's demonstration, the baselines (the majority label at each
 step, forward and backward LSTMs), the merge-mode and direction comparisons, repeats over
-seeds, the model size experiment, and the command line around them.
+seeds, the model size experiment, the memory guard, and the run around them.
 
 The script passes itself in as `lesson` (its get_sequences, bidirectional_lstm,
-compile_model, fit_model, run_lesson and sizes); nothing here imports it.
+compile_model, fit_model, run_lesson and UNROLL_MAX_TIMESTEPS); nothing here imports it.
 """
 
 import itertools
 import json
 import time
 from functools import partial
-from pathlib import Path
 
 import keras
 import matplotlib.pyplot as plt
@@ -18,61 +17,28 @@ import numpy as np
 import pandas as pd
 from keras import layers
 
-from .cli import (
-    ArgumentParser,
-    HelpFormatter,
-    fail,
-    non_negative_int,
-    parse_args_with_quick,
-    positive_int,
-    run_main,
-    seed_list,
-)
-from .outputs import (
-    mean_std,
-    prepare_out_dir,
-    print_table,
-    run_record,
-    save_figure,
-    save_json,
-    save_model,
-)
+from . import outputs
+from .cli import seed_list
+from .outputs import mean_std, print_table, save_figure, save_json, save_model
 from .parallel import check_memory, run_trainings
 from .training import copy_model, ctrl_c_callback, random_streams, reuse_compiled, training_cost
 
 MERGE_MODES = ("sum", "mul", "concat", "ave")
 STREAMS = ["train", "eval", "predict", "figures"]  # run_lesson's order of the seed's streams
 COLUMNS = ["model", "params", "loss", "per_step_accuracy", "sequence_accuracy", "fit s", "epochs"]
-TITLES = {
-    "compare_directions": "Input direction: same data, same budget",
-    "compare_merge_modes": "Bidirectional merge mode: same data, same budget",
-}
+TITLES = dict(compare_directions="Input direction", compare_merge_modes="Bidirectional merge mode")
 # --experiment size (10.9: model size against problem complexity): every cell of a grid
 # of sequence lengths x units x training sequences x batch sizes, with each seed.
 SIZE_KEYS = ["n_timesteps", "units", "n_train", "batch_size"]
-SIZE_GRID = {
-    "n_timesteps": "5,10,20",
-    "units": "5,25",
-    "n_train": "4000,20000",
-    "batch_size": "10,50",
-}
-# --quick's grid. 1,000 sequences in batches of 50 make 20 batches per fit.
-QUICK_GRID = dict(
-    grid_n_timesteps="5,10", grid_units="5", grid_n_train="1000", grid_batch_size="50"
-)
+SIZE_GRID = dict(n_timesteps="5,10,20", units="5,25", n_train="4000,20000", batch_size="10,50")
+QUICK_GRID = dict(n_timesteps="5,10", units="5", n_train="1000", batch_size="50")  # --quick's
 SIZE_TARGET = 0.99  # the whole-sequence accuracy asked of a cell, on every seed
 
 
-# ---------------------------------------------------------------------------
 # 10.1: what go_backwards and each merge mode return
-# ---------------------------------------------------------------------------
-
-
-def direction_and_merge_demo(n_timesteps=4, n_units=5, seed=0):
-    """Run go_backwards and each merge mode on a small input; nothing is trained.
-
-    Returns (input shape, rows), each row a dict with "layer", "output_shape" and "note".
-    """
+def run_demo(seed, n_timesteps=4, n_units=5):
+    """Print what go_backwards and each merge mode return for a small input (nothing is
+    trained); returns the rows for the record: "layer", "output_shape" and "note"."""
     x = np.random.default_rng(seed).random((2, n_timesteps, 1)).astype("float32")
     notes = {
         None: "reads last step first; its outputs come out in that reversed order",
@@ -81,6 +47,7 @@ def direction_and_merge_demo(n_timesteps=4, n_units=5, seed=0):
         "concat": "joins them side by side: the feature size doubles",
         "ave": "averages them: size stays",
     }
+    print(f"10.1 what each layer returns for an input of shape {x.shape} (batch, time, features):")
     rows = []
     for mode, note in notes.items():
         keras.utils.set_random_seed(seed)
@@ -91,24 +58,11 @@ def direction_and_merge_demo(n_timesteps=4, n_units=5, seed=0):
             layer = layers.Bidirectional(lstm, merge_mode=mode)
             name = f"Bidirectional(LSTM({n_units}), merge_mode={mode!r})"
         rows.append({"layer": name, "output_shape": list(layer(x).shape), "note": note})
-    return x.shape, rows
-
-
-def run_demo(seed):
-    """Print what go_backwards and each merge mode return; returns the rows for the record."""
-    shape, rows = direction_and_merge_demo(seed=seed)
-    print(f"10.1 what each layer returns for an input of shape {shape} (batch, time, features):")
-    width = max(len(r["layer"]) for r in rows)
-    for r in rows:
-        print(f"  {r['layer']:<{width}} -> {str(tuple(r['output_shape'])):<10}  {r['note']}")
+        print(f"  {name:<44} -> {str(tuple(rows[-1]['output_shape'])):<10}  {note}")
     return rows
 
 
-# ---------------------------------------------------------------------------
 # Baselines and scores
-# ---------------------------------------------------------------------------
-
-
 def forward_lstm(n_timesteps=10, n_units=50, go_backwards=False, unroll=False):
     """Baseline: the lesson's model with one LSTM, reading forward (or backward).
 
@@ -147,13 +101,10 @@ def score_labels(y_true, y_pred):
 
 
 def evaluate_directly(model, X, y, chunk=10_000):
-    """The loss and labels of model.evaluate and model.predict, from direct calls.
-
-    A new model's evaluate and predict each trace (compile) a function before their first
-    batch, and TensorFlow warns when many models do so in one run; a direct call traces
-    nothing. The loss is the mean binary cross-entropy over all the steps, where
-    model.evaluate averages it batch by batch: the two differ in the last float digits.
-    """
+    """model.evaluate's loss and model.predict's labels, from direct calls, which trace
+    (compile) nothing: each new model's evaluate and predict would, and TensorFlow warns
+    when many do. The loss is the mean over all steps; evaluate's, a mean of batch means,
+    differs in the last float digits."""
     parts = [model(X[i : i + chunk], training=False) for i in range(0, len(X), chunk)]
     probs = np.concatenate([keras.ops.convert_to_numpy(part) for part in parts])
     loss = keras.ops.mean(keras.losses.binary_crossentropy(y.astype(probs.dtype), probs))
@@ -161,13 +112,10 @@ def evaluate_directly(model, X, y, chunk=10_000):
 
 
 def train_model(lesson_fns, define_model, seed, sizes, batch_size, epochs, verbose, keep=False):
-    """One training beyond the lesson's own: one model with one seed (the unit of --jobs).
-
-    The seed's data come from the streams run_lesson draws them from, the model is
-    compiled and fitted by the lesson's functions, so the lesson's model gives run_lesson's
-    numbers (a test checks it). The model trains in an identical one compiled earlier in
-    this process if there is one (reuse_compiled: no new tracing), and is scored by direct
-    calls. Returns plain results (the model too, with keep); writes no file.
+    """One model with one seed (the unit of --jobs), on the data run_lesson draws from the
+    seed, compiled and fitted by the lesson's functions: the lesson's model gives
+    run_lesson's numbers (tested). It trains in an identical model compiled earlier in this
+    process if any (reuse_compiled: no new tracing). Returns plain results; writes no file.
     """
     get_sequences, compile_model, fit_model = lesson_fns
     n_timesteps, n_train, n_eval = sizes
@@ -189,24 +137,15 @@ def train_model(lesson_fns, define_model, seed, sizes, batch_size, epochs, verbo
         evaluate_s=time.perf_counter() - start,
         data_s=data_s,
         epochs=epochs,
-        majority=(majority, score_labels(y_eval, np.broadcast_to(majority, y_eval.shape))),
+        majority={
+            "labels": majority.ravel().tolist(),
+            "scores": score_labels(y_eval, np.broadcast_to(majority, y_eval.shape)),
+        },
     )
     return dict(result, model=copy_model(model) if keep else None)  # a later training may reuse it
 
 
-def lesson_scores(result):
-    """run_lesson's result as train_model's: its scores (evaluate's loss) and majority."""
-    model, y_eval = result["model"], result["y_eval"]
-    scores = dict(score_labels(y_eval, result["yhat_eval"]), params=model.count_params())
-    scores["loss"] = float(result["loss"])
-    return dict(result, scores=scores, data_s=0.0)
-
-
-# ---------------------------------------------------------------------------
 # The lesson's run: run_lesson, then the baselines and comparisons with each seed
-# ---------------------------------------------------------------------------
-
-
 def lesson_builders(args, lesson):
     """The models trained with each seed: {name: define_model}; the lesson's model first."""
     t, units = args.n_timesteps, args.units
@@ -228,19 +167,13 @@ def lesson_builders(args, lesson):
 
 def result_tables(args):
     """Each printed table: {table: {row: the model name in lesson_builders}}."""
-    main_name = "bidirectional_lstm"
-    tables = {"metrics": {"forward_lstm": "forward_lstm", "bidirectional_lstm": main_name}}
+    bi, fwd = "bidirectional_lstm", "forward_lstm"
+    tables = {"metrics": {fwd: fwd, bi: bi}}
     if args.compare_directions:
-        tables["compare_directions"] = {
-            "forward": "forward_lstm",
-            "backward": "backward_lstm",
-            "bidirectional": main_name,
-        }
+        tables["compare_directions"] = dict(forward=fwd, backward="backward_lstm", bidirectional=bi)
     if args.compare_merge_modes:
-        tables["compare_merge_modes"] = {
-            mode: main_name if mode == args.merge_mode else f"bidirectional_{mode}"
-            for mode in MERGE_MODES
-        }
+        modes = {mode: f"bidirectional_{mode}" for mode in MERGE_MODES}
+        tables["compare_merge_modes"] = dict(modes, **{args.merge_mode: bi})
     return {key: {"majority_per_step": "majority_per_step", **rows} for key, rows in tables.items()}
 
 
@@ -272,20 +205,15 @@ def compare_rows(per_seed_rows, metric="per_step_accuracy"):
 
 
 def table_rows(summary, costs):
-    """Rows for print_table ('mean ± std' with several seeds); baselines cost '-'."""
+    """Rows for print_table ('mean ± std' with several seeds); a baseline has no cost."""
     rows = []
     for name, metrics in summary.items():
-        cost = costs.get(name) or {"fit_s": None, "epochs": "-"}
-        row = {"model": name, "epochs": cost["epochs"], "fit s": "-"}
-        if cost["fit_s"] is not None:
-            row["fit s"] = f"{cost['fit_s']:.1f}"
-        for c in COLUMNS[1:5]:
-            if c not in metrics:
-                row[c] = "n/a"
-            elif c == "params":
-                row[c] = f"{int(metrics[c]):,}"
-            else:
-                row[c] = plus_minus(metrics, c)
+        cost = costs.get(name)
+        row = {"model": name, "fit s": f"{cost['fit_s']:.1f}" if cost else "-"}
+        row["epochs"] = cost["epochs"] if cost else "-"
+        row["params"] = f"{int(metrics['params']):,}" if "params" in metrics else "n/a"
+        for c in COLUMNS[2:5]:
+            row[c] = plus_minus(metrics, c) if c in metrics else "n/a"
         rows.append(row)
     return rows
 
@@ -298,55 +226,46 @@ def plus_minus(row, key, digits=4):
 
 
 def run_lesson_and_baselines(args, lesson, seeds, record, out_dir):
-    """run_lesson with the first seed, then every other training (--jobs may split them),
-    the tables, figures, models and record."""
-    sizes = (args.n_timesteps, args.n_train, args.n_eval)
-    lesson_fns = (lesson.get_sequences, lesson.compile_model, lesson.fit_model)
+    """run_lesson with the first seed; every other model and seed through train_model
+    (--jobs may split them); then the tables, figures, models and record."""
+    sizes = {k: getattr(args, k) for k in ("n_timesteps", "n_train", "n_eval", "n_predict")}
     first = lesson.run_lesson(
-        **dict(zip(["n_timesteps", "n_train", "n_eval"], sizes)),
-        **{k: getattr(args, k) for k in ("n_predict", "batch_size", "epochs", "merge_mode")},
+        **sizes,
+        **{k: getattr(args, k) for k in ("merge_mode", "batch_size", "epochs", "verbose")},
         n_units=args.units,
         seed=args.seed,
         callbacks=[ctrl_c_callback()],
-        verbose=args.verbose,
     )
     for stem, fig in first["figures"].items():
         save_figure(fig, out_dir / f"{stem}.png")
     builders = lesson_builders(args, lesson)
+    fns = (lesson.get_sequences, lesson.compile_model, lesson.fit_model)
+    sizes = (args.n_timesteps, args.n_train, args.n_eval)
+    todo = [(seed, name) for seed in seeds for name in builders]
+    todo.remove((args.seed, "bidirectional_lstm"))
+    fit = (args.batch_size, args.epochs, args.verbose)
+    keep = (args.seed, "forward_lstm")  # the baseline saved beside the lesson's model
     trainings = []
-    for seed, (name, define_model) in itertools.product(seeds, builders.items()):
-        if seed != args.seed or name != "bidirectional_lstm":
-            keep = seed == args.seed and name == "forward_lstm"
-            arguments = (lesson_fns, define_model, seed, sizes, args.batch_size, args.epochs)
-            trainings.append(
-                (f"{name}, seed {seed}", train_model, (*arguments, args.verbose, keep))
-            )
-    trained = iter(run_trainings(trainings, args.jobs, out_dir))
-    per_seed = [  # {model name: its result}, one dict per seed
-        {
-            name: lesson_scores(first)
-            if (seed, name) == (args.seed, "bidirectional_lstm")
-            else next(trained)
-            for name in builders
-        }
-        for seed in seeds
-    ]
-    # the majority baseline of each seed's training labels (from the forward LSTM's data)
-    for results in per_seed:
-        labels, scores = results["forward_lstm"]["majority"]
-        results["majority_per_step"] = {"scores": scores, "labels": labels}
-    timings = {"data": 0.0, "fit": 0.0, "evaluate": 0.0}
-    for result in (r for results in per_seed for r in results.values() if "fit_s" in r):
-        for key in timings:
-            timings[key] += result[f"{key}_s"]
+    for seed, name in todo:
+        arguments = (fns, builders[name], seed, sizes, *fit, (seed, name) == keep)
+        trainings.append((f"{name}, seed {seed}", train_model, arguments))
+    results = dict(zip(todo, run_trainings(trainings, args.jobs, out_dir)))
+    scores = score_labels(first["y_eval"], first["yhat_eval"])  # and model.evaluate's loss
+    scores.update(loss=float(first["loss"]), params=first["model"].count_params())
+    results[args.seed, "bidirectional_lstm"] = dict(first, scores=scores, data_s=0.0)
+    record["timings_s"] = {
+        key: sum(r[key + "_s"] for r in results.values()) for key in ("data", "fit", "evaluate")
+    }
+    # {model name: its result} for each seed; the majority baseline from the seed's data
+    per_seed = [{name: results[seed, name] for name in builders} for seed in seeds]
+    for res in per_seed:
+        res["majority_per_step"] = res["forward_lstm"]["majority"]
     record["cost"] = costs = {
-        name: training_cost(
-            [[results[name]["fit_s"]] for results in per_seed], [args.epochs] * len(seeds)
-        )
+        name: training_cost([[res[name]["fit_s"]] for res in per_seed], [args.epochs] * len(seeds))
         for name in builders
     }
-    results = per_seed[0]
-    bi, fwd = results["bidirectional_lstm"], results["forward_lstm"]
+    res = per_seed[0]
+    bi, fwd, majority = res["bidirectional_lstm"], res["forward_lstm"], res["majority_per_step"]
     save_model(bi["model"], out_dir / "bidirectional_lstm.keras")
     save_model(fwd["model"], out_dir / "forward_lstm.keras")
     curves = {f"bidirectional ({args.merge_mode})": bi["batches"], "forward": fwd["batches"]}
@@ -354,10 +273,10 @@ def run_lesson_and_baselines(args, lesson, seeds, record, out_dir):
     steps = {
         f"bidirectional LSTM ({args.merge_mode})": bi["scores"]["step_accuracy"],
         "forward LSTM": fwd["scores"]["step_accuracy"],
-        "majority per step (train labels)": results["majority_per_step"]["scores"]["step_accuracy"],
+        "majority per step (train labels)": majority["scores"]["step_accuracy"],
     }
     plot_step_accuracy(steps, out_dir / "step_accuracy.png")
-    record["majority_labels_by_step"] = results["majority_per_step"]["labels"].ravel().tolist()
+    record["majority_labels_by_step"] = majority["labels"]
     record["predictions"] = first["predictions"]
 
     tables = result_tables(args)
@@ -368,7 +287,6 @@ def run_lesson_and_baselines(args, lesson, seeds, record, out_dir):
         }
         for res in per_seed
     ]
-    record["timings_s"] = timings
     rows = [tables_of_seed["metrics"] for tables_of_seed in by_seed]
     record["per_seed"] = {str(seed): rows_of_seed for seed, rows_of_seed in zip(seeds, rows)}
     record["figures_models_and_predictions_from_seed"] = args.seed
@@ -389,18 +307,14 @@ def run_lesson_and_baselines(args, lesson, seeds, record, out_dir):
     for key, title in TITLES.items():  # the lesson's suggested experiments (10.9)
         if key in tables:
             record[key] = summary = summarise([tables_of_seed[key] for tables_of_seed in by_seed])
-            print(f"\n{title} ({how}):")
-            print_table(
-                table_rows(summary, {r: costs.get(n) for r, n in tables[key].items()}), COLUMNS
-            )
-            plot_comparison(summary, out_dir / f"{key}.png", f"{title} ({how})")
+            title = f"{title}: same data, same budget ({how})"
+            print(f"\n{title}:")
+            row_costs = {row: costs.get(name) for row, name in tables[key].items()}
+            print_table(table_rows(summary, row_costs), COLUMNS)
+            plot_comparison(summary, out_dir / f"{key}.png", title)
 
 
-# ---------------------------------------------------------------------------
 # Figures
-# ---------------------------------------------------------------------------
-
-
 def batch_values(batches, batch_size, n_train):
     """Undo Keras's running mean: (batches seen, the mean loss and accuracy of each call).
 
@@ -476,16 +390,10 @@ def plot_comparison(summary, path, title):
     save_figure(fig, path)
 
 
-# ---------------------------------------------------------------------------
 # --experiment size: model size against sequence length (10.9)
-# ---------------------------------------------------------------------------
-
-
 def size_training(heading, lesson_fns, define_model, cell, n_eval, epochs, verbose):
-    """One training of the grid: one cell with one seed. Returns (its row, its timings).
-
-    cell: (seed, n_timesteps, units, n_train, batch_size).
-    """
+    """One cell of the grid, (seed, n_timesteps, units, n_train, batch_size), trained;
+    returns (its row, its timings)."""
     seed, t, units, n_train, batch_size = cell
     print(heading)
     result = train_model(
@@ -497,27 +405,17 @@ def size_training(heading, lesson_fns, define_model, cell, n_eval, epochs, verbo
         f"{scores['sequence_accuracy']:.4f}, fit {result['fit_s']:.1f} s"
     )
     row = dict(zip(["seed", *SIZE_KEYS], cell), params=scores["params"], epochs=epochs)
-    row.update({k: scores[k] for k in ("per_step_accuracy", "sequence_accuracy")})
-    row["fit_s"] = result["fit_s"]
+    row.update({k: v for k, v in scores.items() if k.endswith("e_accuracy")}, fit_s=result["fit_s"])
     return row, {"data": result["data_s"], "fit": result["fit_s"], "evaluate": result["evaluate_s"]}
 
 
 def summarise_size(runs):
     """One row per grid cell: the mean, sample std (ddof=1) and worst seed."""
-    return (
-        runs.groupby(SIZE_KEYS)
-        .agg(
-            params=("params", "first"),
-            per_step_accuracy=("per_step_accuracy", "mean"),
-            per_step_accuracy_std=("per_step_accuracy", "std"),
-            sequence_accuracy=("sequence_accuracy", "mean"),
-            sequence_accuracy_std=("sequence_accuracy", "std"),
-            sequence_accuracy_min=("sequence_accuracy", "min"),
-            fit_s=("fit_s", "mean"),
-            epochs=("epochs", "max"),
-        )
-        .reset_index()
-    )
+    stats = {"params": ("params", "first"), "fit_s": ("fit_s", "mean"), "epochs": ("epochs", "max")}
+    for key in ("per_step_accuracy", "sequence_accuracy"):
+        stats.update({key: (key, "mean"), key + "_std": (key, "std")})
+    stats["sequence_accuracy_min"] = ("sequence_accuracy", "min")
+    return runs.groupby(SIZE_KEYS).agg(**stats).reset_index()
 
 
 def records(frame):
@@ -545,14 +443,6 @@ def size_answers(summary, target=SIZE_TARGET):
     return answers
 
 
-def describe_cell(cell):
-    """One cell of the grid in words, for the printed answers."""
-    return (
-        f"{cell['units']} units ({cell['params']:,} parameters), {cell['n_train']:,} "
-        f"sequences, batch {cell['batch_size']}, fit {cell['fit_s']:.1f} s"
-    )
-
-
 def plot_size_experiment(summary, path, title, target=SIZE_TARGET):
     """Per-step (top) and whole-sequence accuracy (bottom) against units: one column per
     sequence length, one line per (training sequences, batch size), bars: std over seeds."""
@@ -564,14 +454,9 @@ def plot_size_experiment(summary, path, title, target=SIZE_TARGET):
         of_length = summary[summary["n_timesteps"] == t]
         for (n_train, batch_size), cells in of_length.groupby(["n_train", "batch_size"]):
             for ax, key in zip(axes[:, col], ("per_step_accuracy", "sequence_accuracy")):
-                ax.errorbar(
-                    cells["units"],
-                    cells[key],
-                    yerr=cells[key + "_std"].fillna(0.0),
-                    marker="o",
-                    capsize=3,
-                    label=f"{n_train:,} sequences, batch {batch_size}",
-                )
+                label = f"{n_train:,} sequences, batch {batch_size}"
+                std = cells[key + "_std"].fillna(0.0)
+                ax.errorbar(cells["units"], cells[key], std, marker="o", capsize=3, label=label)
         axes[0, col].set_title(f"{t} time steps (limit {t / 4:g})")
         axes[1, col].axhline(target, color="tab:red", ls="--", lw=1, label=f"{target:.0%}")
         axes[1, col].set_xlabel("LSTM units in each direction")
@@ -597,17 +482,9 @@ def run_size_experiment(args, lesson, seeds, record, out_dir):
     for i, cell in enumerate(cells, 1):
         heading = f"\n[{i}/{len(cells)}] seed {cell[0]}, {cell[1]} time steps, {cell[2]} units"
         define_model = partial(lesson.bidirectional_lstm, cell[1], cell[2], args.merge_mode)
-        arguments = (
-            heading,
-            lesson_fns,
-            define_model,
-            cell,
-            args.n_eval,
-            args.epochs,
-            args.verbose,
-        )
+        arguments = (lesson_fns, define_model, cell, args.n_eval, args.epochs, args.verbose)
         name = "seed {}, {} steps, {} units, {} sequences, batch {}".format(*cell)
-        trainings.append((name, size_training, arguments))
+        trainings.append((name, size_training, (heading, *arguments)))
     timings = {"data": 0.0, "fit": 0.0, "evaluate": 0.0}
     rows = []
     for row, spent in run_trainings(trainings, args.jobs, out_dir):
@@ -619,36 +496,25 @@ def run_size_experiment(args, lesson, seeds, record, out_dir):
     answers = size_answers(summary)
     how = f"mean ± std over seeds {seeds[0]}..{seeds[-1]}" if len(seeds) > 1 else f"seed {seeds[0]}"
     print(f"\nModel size against sequence length, on {args.n_eval:,} fresh sequences ({how}):")
-    table = [
-        {
-            "steps": row["n_timesteps"],
-            "units": row["units"],
-            "params": f"{row['params']:,}",
-            "sequences": f"{row['n_train']:,}",
-            "batch": row["batch_size"],
-            "per-step": plus_minus(row, "per_step_accuracy"),
-            "whole sequence": plus_minus(row, "sequence_accuracy", 3),
-            "worst seed": f"{row['sequence_accuracy_min']:.3f}",
-            "fit s": f"{row['fit_s']:.1f}",
-            "epochs": row["epochs"],
-        }
-        for row in records(summary)
-    ]
-    print_table(table, list(table[0]))
-    print(
-        f"\nThe smallest and the fastest configuration with whole-sequence accuracy >= "
-        f"{SIZE_TARGET:.0%} on every seed:"
+    table = summary.assign(
+        per_step=[plus_minus(row, "per_step_accuracy") for row in records(summary)],
+        whole_sequence=[plus_minus(row, "sequence_accuracy", 3) for row in records(summary)],
+        worst_seed=summary["sequence_accuracy_min"].map("{:.3f}".format),
+        fit=summary["fit_s"].map("{:.1f}".format),
     )
+    columns = SIZE_KEYS + ["params", "per_step", "whole_sequence", "worst_seed", "fit", "epochs"]
+    print_table(records(table[columns]), columns)
+    print(f"\nThe smallest and the fastest cell with whole-sequence accuracy >= {SIZE_TARGET:.0%}:")
     for t, answer in answers.items():
-        if answer["smallest"] is None:
-            best = answer["best"]
+        for key in ("smallest", "fastest") if answer["smallest"] else ("best",):
+            cell = answer[key]
             print(
-                f"  {t} steps: none in this grid; the best was {describe_cell(best)}: "
-                f"{plus_minus(best, 'sequence_accuracy', 3)} whole-sequence"
+                f"  {t} steps, {key}: {cell['units']} units ({cell['params']:,} parameters), "
+                f"{cell['n_train']:,} sequences, batch {cell['batch_size']}, fit "
+                f"{cell['fit_s']:.1f} s: {plus_minus(cell, 'sequence_accuracy', 3)} whole-sequence"
             )
-        else:
-            print(f"  {t} steps: smallest: {describe_cell(answer['smallest'])}")
-            print(f"  {t} steps: fastest:  {describe_cell(answer['fastest'])}")
+        if not answer["smallest"]:
+            print(f"  {t} steps: no cell reached it in this grid (the best is above)")
     title = f"Model size against sequence length ({how})"
     plot_size_experiment(summary, out_dir / "size_experiment.png", title)
     record["data"].update({key: getattr(args, "grid_" + key) for key in SIZE_KEYS})
@@ -668,99 +534,6 @@ def run_size_experiment(args, lesson, seeds, record, out_dir):
     )
 
 
-# ---------------------------------------------------------------------------
-# The command line
-# ---------------------------------------------------------------------------
-
-
-def positive_ints(text):
-    """argparse type: comma-separated whole numbers >= 1, e.g. 10,20,40 (sorted, no repeats)."""
-    return sorted({positive_int(part) for part in text.split(",")})
-
-
-def build_parser(lesson):
-    """Every option, with the lesson's sizes as defaults (the evaluation set aside)."""
-    parser = ArgumentParser(
-        description="Lesson 10: a Bidirectional LSTM learns the cumulative sum problem.",
-        formatter_class=HelpFormatter,
-    )
-    for name, default, text in (  # the lesson's sizes: whole numbers of 1 or more
-        ("n_timesteps", lesson.N_TIMESTEPS, "time steps per sequence (2 or more); limit n/4"),
-        ("n_train", lesson.N_TRAIN, "fresh training sequences (one pass over them per epoch)"),
-        ("n_eval", 1_000, f"fresh evaluation sequences (the lesson scores {lesson.N_EVAL})"),
-        ("n_predict", lesson.N_PREDICT, "new sequences to predict and print one line each"),
-        ("batch_size", lesson.BATCH_SIZE, "sequences per training batch"),
-        ("epochs", lesson.EPOCHS, "passes over the training sequences"),
-        ("units", lesson.N_UNITS, "LSTM units in each direction"),
-    ):
-        option = "--" + name.replace("_", "-")
-        parser.add_argument(option, type=positive_int, default=default, help=text)
-    parser.add_argument(
-        "--merge-mode",
-        choices=MERGE_MODES,
-        default=lesson.MERGE_MODE,
-        help="how the Bidirectional wrapper joins its two directions",
-    )
-    parser.add_argument(
-        "--seed", type=non_negative_int, default=7, help="seed for the data, the weights and Keras"
-    )
-    parser.add_argument(
-        "--repeats",
-        type=positive_int,
-        default=1,
-        help="run with seeds seed .. seed+N-1 and report mean ± std",
-    )
-    parser.add_argument(
-        "--jobs",
-        type=positive_int,
-        default=1,
-        help="run the independent trainings (--repeats, --compare-*, --experiment size) in N "
-        "worker processes; same numbers as 1, and each worker imports Keras again",
-    )
-    for option, text in (
-        ("--demo", "only show go_backwards and the merge modes on a small input, then stop"),
-        ("--compare-directions", "also train forward, backward and bidirectional models"),
-        ("--compare-merge-modes", "also train the bidirectional model with each merge mode"),
-        ("--show", "also open the figures in windows at the end"),
-    ):
-        parser.add_argument(option, action="store_true", help=text)
-    parser.add_argument(
-        "--experiment",
-        choices=("size",),
-        help="instead of the lesson's run: 'size' trains the model on every cell of the "
-        "--grid-* options (model size against sequence length; add --repeats for seeds)",
-    )
-    for key, text in zip(
-        SIZE_KEYS, ("sequence lengths", "LSTM units each way", "training sequences", "batch sizes")
-    ):
-        parser.add_argument(
-            "--grid-" + key.replace("_", "-"),
-            type=positive_ints,
-            default=SIZE_GRID[key],
-            metavar="N,N,...",
-            help=f"--experiment size: the {text} to try, comma-separated",
-        )
-    quick = {**lesson.QUICK, **QUICK_GRID}
-    quick = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in quick.items())
-    parser.add_argument(
-        "--quick", action="store_true", help=f"tiny run of every step: {quick} unless given"
-    )
-    parser.add_argument(
-        "--verbose",
-        type=int,
-        choices=(0, 1, 2),
-        default=1,
-        help="Keras's fit output: 0 silent, 1 progress bar, 2 one line per epoch",
-    )
-    parser.add_argument(
-        "--out-dir",
-        type=Path,
-        default=Path("outputs") / "bidirectional_cumsum",
-        help="folder for the figures, metrics.json and the .keras models",
-    )
-    return parser
-
-
 # The memory guard: get_sequences keeps X (float64) and y (int64) of each set, 16 bytes
 # per time step; while it labels a set, the comparison's bool mask (1 byte per step) sits
 # beside them (the float64 cumsum is freed before np.where makes y). Keras's fit then holds
@@ -777,7 +550,7 @@ def data_memory(n_timesteps, n_train, n_eval, n_predict):
     return kept + max(labelling, fitting)
 
 
-def check_data_memory(args, lesson):
+def check_data_memory(args):
     """Stop (exit 2, nothing written) if the data will not fit in memory. Each process
     that trains holds one training's data at a time: min(--jobs, trainings) processes."""
     if args.experiment == "size":  # the largest cell of the grid
@@ -788,7 +561,7 @@ def check_data_memory(args, lesson):
         return
     else:
         sizes = (args.n_timesteps, args.n_train)
-        trainings = args.repeats * len(lesson_builders(args, lesson))
+        trainings = args.repeats * (2 + args.compare_directions + 3 * args.compare_merge_modes)
         lower = "--n-train, --n-timesteps or --n-eval"
     processes = max(1, min(args.jobs, int(trainings)))
     if processes > 1:
@@ -796,26 +569,11 @@ def check_data_memory(args, lesson):
     check_memory(processes * data_memory(*sizes, args.n_eval, args.n_predict), lower, processes)
 
 
-def parse_args(lesson, argv=None):
-    """The options, checked: a bad one gets one line and exit 2 before any work."""
-    args = parse_args_with_quick(build_parser(lesson), argv, {**lesson.QUICK, **QUICK_GRID})
-    for option, value in (
-        ("--n-timesteps", args.n_timesteps),
-        ("--grid-n-timesteps", min(args.grid_n_timesteps)),
-    ):
-        if value < 2:
-            fail(
-                f"{option} must be 2 or more (got {value}): one step has no past or future to read"
-            )
-    check_data_memory(args, lesson)
-    return args
-
-
 def run(args, lesson):
     """The demonstration, then the lesson with its baselines or the size experiment."""
     seeds = seed_list(args)
-    out_dir = prepare_out_dir(args.out_dir)
-    record = run_record(args, seeds, "bidirectional_cumsum.py")
+    out_dir = outputs.prepare_out_dir(args.out_dir)
+    record = outputs.run_record(args, seeds, "bidirectional_cumsum.py")
     record["data"] = {
         "source": "generated by get_sequences: uniform random values in [0, 1)",
         "label_rule": "y[t] = 0 if X[0] + ... + X[t] < limit else 1",
@@ -837,8 +595,3 @@ def run(args, lesson):
     if args.show:
         plt.show()
     return 0
-
-
-def main(lesson, argv=None):
-    """The script's command line: lesson is the script's module (its functions and sizes)."""
-    return run_main(partial(run, lesson=lesson), parse_args(lesson, argv))
