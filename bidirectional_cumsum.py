@@ -25,10 +25,7 @@ sequences; the lesson scores 100), the chapter's suggested experiments
 seeds (`--repeats`), trainings in parallel (`--jobs`) and a metrics.json record.
 """
 
-import sys
 import time
-from functools import partial
-from pathlib import Path
 
 import keras
 import matplotlib.pyplot as plt
@@ -239,6 +236,8 @@ def run_lesson(
 
 
 # Beyond the lesson
+import sys  # noqa: E402
+
 from lstm_lessons import cumsum  # noqa: E402
 from lstm_lessons.cli import (  # noqa: E402
     ArgumentParser,
@@ -330,8 +329,7 @@ def build_parser():
     )
     add(
         "--out-dir",
-        type=Path,
-        default=Path("outputs") / Path(__file__).stem,
+        default="outputs/bidirectional_cumsum",
         help="folder for the figures, metrics.json and the .keras models",
     )
     return parser
@@ -360,7 +358,8 @@ def parse_args(argv=None):
 def main(argv=None):
     """Parse the options; run the lesson, its baselines and experiments through the package
     (this file's lesson functions go in: the package never imports a script)."""
-    return run_main(partial(cumsum.run, lesson=sys.modules[__name__]), parse_args(argv))
+    lesson = sys.modules[__name__]
+    return run_main(lambda args: cumsum.run(args, lesson), parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -226,18 +226,12 @@ def plus_minus(row, key, digits=4):
 
 
 def run_lesson_and_baselines(args, lesson, seeds, record, out_dir):
-    """run_lesson with the first seed; every other model and seed through train_model
-    (--jobs may split them); then the tables, figures, models and record."""
-    sizes = {k: getattr(args, k) for k in ("n_timesteps", "n_train", "n_eval", "n_predict")}
-    first = lesson.run_lesson(
-        **sizes,
-        **{k: getattr(args, k) for k in ("merge_mode", "batch_size", "epochs", "verbose")},
-        n_units=args.units,
-        seed=args.seed,
-        callbacks=[ctrl_c_callback()],
-    )
-    for stem, fig in first["figures"].items():
-        save_figure(fig, out_dir / f"{stem}.png")
+    """Every model and seed through train_model (--jobs may split them), then run_lesson
+    with the first seed, the tables, figures, models and record.
+
+    The lesson comes last: its evaluate traces (compiles) one more function of the kind
+    fit traces, and right before 3 more fits of 4 calls (--quick) TensorFlow would warn.
+    """
     builders = lesson_builders(args, lesson)
     fns = (lesson.get_sequences, lesson.compile_model, lesson.fit_model)
     sizes = (args.n_timesteps, args.n_train, args.n_eval)
@@ -250,6 +244,11 @@ def run_lesson_and_baselines(args, lesson, seeds, record, out_dir):
         arguments = (fns, builders[name], seed, sizes, *fit, (seed, name) == keep)
         trainings.append((f"{name}, seed {seed}", train_model, arguments))
     results = dict(zip(todo, run_trainings(trainings, args.jobs, out_dir)))
+    same = ("n_timesteps", "merge_mode", "n_train", "n_eval", "n_predict", "batch_size", "epochs")
+    same = {key: getattr(args, key) for key in (*same, "seed", "verbose")}
+    first = lesson.run_lesson(**same, n_units=args.units, callbacks=[ctrl_c_callback()])
+    for stem, fig in first["figures"].items():
+        save_figure(fig, out_dir / f"{stem}.png")
     scores = score_labels(first["y_eval"], first["yhat_eval"])  # and model.evaluate's loss
     scores.update(loss=float(first["loss"]), params=first["model"].count_params())
     results[args.seed, "bidirectional_lstm"] = dict(first, scores=scores, data_s=0.0)
