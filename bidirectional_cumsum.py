@@ -238,28 +238,19 @@ def run_lesson(
 # Beyond the lesson
 import sys  # noqa: E402
 
-from lstm_lessons import cumsum  # noqa: E402
-from lstm_lessons.cli import (  # noqa: E402
-    ArgumentParser,
-    HelpFormatter,
-    fail,
-    non_negative_int,
-    parse_args_with_quick,
-    positive_int,
-    run_main,
-)
+from lstm_lessons import cli, cumsum  # noqa: E402
 
 
 def positive_ints(text):
     """argparse type: comma-separated whole numbers >= 1, e.g. 10,20,40 (sorted, no repeats)."""
-    return sorted({positive_int(part) for part in text.split(",")})
+    return sorted({cli.positive_int(part) for part in text.split(",")})
 
 
 def build_parser():
     """Every option, with the lesson's sizes as defaults (but a larger evaluation set)."""
-    parser = ArgumentParser(
+    parser = cli.ArgumentParser(
         description="Lesson 10: a Bidirectional LSTM learns the cumulative sum problem.",
-        formatter_class=HelpFormatter,
+        formatter_class=cli.HelpFormatter,
     )
     for name, default, text in (  # the lesson's sizes: whole numbers of 1 or more
         ("n_timesteps", N_TIMESTEPS, "time steps per sequence (2 or more); the limit is n/4"),
@@ -271,7 +262,7 @@ def build_parser():
         ("units", N_UNITS, "LSTM units in each direction"),
     ):
         parser.add_argument(
-            "--" + name.replace("_", "-"), type=positive_int, default=default, help=text
+            "--" + name.replace("_", "-"), type=cli.positive_int, default=default, help=text
         )
     add = parser.add_argument
     add(
@@ -280,16 +271,21 @@ def build_parser():
         default=MERGE_MODE,
         help="how the Bidirectional wrapper joins its two directions",
     )
-    add("--seed", type=non_negative_int, default=7, help="seed for the data, the weights and Keras")
+    add(
+        "--seed",
+        type=cli.non_negative_int,
+        default=7,
+        help="seed for the data, the weights and Keras",
+    )
     add(
         "--repeats",
-        type=positive_int,
+        type=cli.positive_int,
         default=1,
         help="run with seeds seed .. seed+N-1 and report mean ± std",
     )
     add(
         "--jobs",
-        type=positive_int,
+        type=cli.positive_int,
         default=1,
         help="run the independent trainings (--repeats, --compare-*, --experiment size) in N "
         "worker processes; same numbers as 1, and each worker imports Keras again",
@@ -323,8 +319,8 @@ def build_parser():
     add(
         "--verbose",
         type=int,
-        choices=(0, 1, 2),
         default=1,
+        choices=(0, 1, 2),
         help="Keras's fit output: 0 silent, 1 progress bar, 2 one line per epoch",
     )
     add(
@@ -342,13 +338,13 @@ def quick_options():
 
 def parse_args(argv=None):
     """The options, checked: a bad one gets one line and exit 2, before any work."""
-    args = parse_args_with_quick(build_parser(), argv, quick_options())
+    args = cli.parse_args_with_quick(build_parser(), argv, quick_options())
     for option, value in (
         ("--n-timesteps", args.n_timesteps),
         ("--grid-n-timesteps", min(args.grid_n_timesteps)),
     ):
         if value < 2:
-            fail(
+            cli.fail(
                 f"{option} must be 2 or more (got {value}): one step has no past or future to read"
             )
     cumsum.check_data_memory(args)
@@ -359,7 +355,7 @@ def main(argv=None):
     """Parse the options; run the lesson, its baselines and experiments through the package
     (this file's lesson functions go in: the package never imports a script)."""
     lesson = sys.modules[__name__]
-    return run_main(lambda args: cumsum.run(args, lesson), parse_args(argv))
+    return cli.run_main(lambda args: cumsum.run(args, lesson), parse_args(argv))
 
 
 if __name__ == "__main__":

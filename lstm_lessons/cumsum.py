@@ -404,7 +404,7 @@ def size_training(heading, lesson_fns, define_model, cell, n_eval, epochs, verbo
         f"{scores['sequence_accuracy']:.4f}, fit {result['fit_s']:.1f} s"
     )
     row = dict(zip(["seed", *SIZE_KEYS], cell), params=scores["params"], epochs=epochs)
-    row.update({k: v for k, v in scores.items() if k.endswith("e_accuracy")}, fit_s=result["fit_s"])
+    row.update({k: scores[k] for k in COLUMNS[3:5]}, fit_s=result["fit_s"])  # the accuracies
     return row, {"data": result["data_s"], "fit": result["fit_s"], "evaluate": result["evaluate_s"]}
 
 
