@@ -145,7 +145,7 @@ def train_model(lesson_fns, define_model, seed, sizes, batch_size, epochs, verbo
     return dict(result, model=copy_model(model) if keep else None)  # a later training may reuse it
 
 
-# The lesson's run: run_lesson, then the baselines and comparisons with each seed
+# The lesson's run: the baselines and comparisons with each seed, then run_lesson
 def lesson_builders(args, lesson):
     """The models trained with each seed: {name: define_model}; the lesson's model first."""
     t, units = args.n_timesteps, args.units
