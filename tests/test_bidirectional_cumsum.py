@@ -448,11 +448,14 @@ def test_size_experiment_quick_grid(tmp_path):
     assert alone["per_step_accuracy"] == first["per_step_accuracy"]
 
 
-def test_quick_sets_a_small_grid():
-    args = bc.parse_args(["--quick", "--grid-units", "7,3,7"])
-    assert args.grid_units == [3, 7]  # given wins; sorted, no repeats
-    assert args.grid_n_timesteps == [5, 10] and args.n_train == 2_000
-    assert bc.parse_args([]).grid_n_timesteps == [5, 10, 20]
+def test_quick_makes_every_size_smaller_and_an_option_given_wins():
+    quick, full = bc.parse_args(["--quick"]), bc.parse_args([])
+    assert quick.n_train < full.n_train and quick.n_eval < full.n_eval
+    for key in cumsum.SIZE_KEYS:  # a smaller grid, of smaller cells
+        small, large = getattr(quick, "grid_" + key), getattr(full, "grid_" + key)
+        assert len(small) <= len(large) and max(small) <= max(large)
+    args = bc.parse_args(["--quick", "--grid-units", "7,3,7", "--n-train", "123"])
+    assert args.grid_units == [3, 7] and args.n_train == 123  # sorted, no repeats
 
 
 # more runs
