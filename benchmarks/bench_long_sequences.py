@@ -8,8 +8,8 @@ Description: Times the bidirectional LSTM's first fit (with tracing) and its ste
     KERAS_BACKEND=jax python benchmarks/bench_long_sequences.py --timesteps 200
 
 It builds, compiles and fits the lesson's model as bidirectional_cumsum.py's run_lesson
-does (bidirectional_lstm or forward_lstm, its SPEED through speed_for and speed_settings,
-train_network, one thread per pool through same_thread_counts), then fits it twice on
+does (bidirectional_lstm, or the package's forward_lstm, unrolled up to
+UNROLL_MAX_TIMESTEPS steps; compile_model's SPEED; one thread per pool), then fits it twice on
 random cumulative-sum sequences, batch size 10: first 500 sequences (one call of 50 batches: TensorFlow traces the model here),
 then the --quick run's 2,000 (already traced: the steady cost per batch). --jit-compile
 asks TensorFlow for XLA on top. Nothing is written; the numbers go to stdout.
@@ -17,11 +17,17 @@ asks TensorFlow for XLA on top. Nothing is written; the numbers go to stdout.
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bidirectional_cumsum as lesson  # noqa: E402  (no Keras import until main runs)
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import bidirectional_cumsum as lesson  # noqa: E402
+from lstm_lessons.cumsum import forward_lstm  # noqa: E402
+from lstm_lessons.training import same_thread_counts  # noqa: E402
 
 
 def main():
@@ -32,26 +38,26 @@ def main():
         "--model", choices=["bidirectional", "forward"], default="bidirectional", help="which"
     )
     args = parser.parse_args()
-    lesson.same_thread_counts()
-    import keras
-
+    same_thread_counts()
     for n_timesteps in args.timesteps:
-        X, y = lesson.get_sequences(2_000, n_timesteps, lesson.np.random.default_rng(0))
+        X, y = lesson.get_sequences(2_000, n_timesteps, np.random.default_rng(0))
         keras.utils.set_random_seed(0)
-        build = lesson.bidirectional_lstm if args.model == "bidirectional" else lesson.forward_lstm
-        model = build(n_timesteps, lesson.LESSON["units"])
-        speed = lesson.speed_for(n_timesteps)
-        if args.jit_compile:
-            speed["jit_compile"] = True
-        settings = lesson.speed_settings(model, **speed)
+        unroll = n_timesteps <= lesson.UNROLL_MAX_TIMESTEPS
+        if args.model == "bidirectional":
+            model = lesson.bidirectional_lstm(n_timesteps, lesson.N_UNITS)
+        else:
+            model = forward_lstm(n_timesteps, lesson.N_UNITS, unroll=unroll)
+        settings = dict(lesson.SPEED, **({"jit_compile": True} if args.jit_compile else {}))
         model.compile(
             loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"], **settings
         )
         seconds = []
-        for n in (500, 2_000):  # as run_lesson fits: train_network, one epoch, batch size 10
-            seconds.append(lesson.train_network(model, X[:n], y[:n], 1, 10, verbose=0)["fit_s"])
+        for n in (500, 2_000):  # as run_lesson fits: one epoch, batch size 10
+            start = time.perf_counter()
+            model.fit(X[:n], y[:n], epochs=1, batch_size=10, verbose=0)
+            seconds.append(time.perf_counter() - start)
         print(
-            f"{keras.backend.backend()}, {model.name}, {n_timesteps} steps, {settings}: first fit (500 "
+            f"{keras.backend.backend()}, {model.name}, {n_timesteps} steps, unroll {unroll}, {settings}: first fit (500 "
             f"sequences, traced) {seconds[0]:.1f} s; then 2,000 sequences {seconds[1]:.1f} s "
             f"= {1000 * seconds[1] / (2_000 / 10):.1f} ms per batch of 10",
             flush=True,

@@ -66,13 +66,13 @@ def sine_case():
     X_eval, y_eval = s.generate_examples(50, 1_000, 5, rng)
 
     def score(model):
-        return {"MAE": s.mae(y_eval, model.predict(X_eval, verbose=0))}
+        return {"MAE": float(np.mean(np.abs(y_eval - model.predict(X_eval, verbose=0))))}
 
-    def script():  # as run_lesson trains it: the script's SPEED, through train_network
+    def script():  # as run_lesson trains it: compile(**SPEED), then a plain fit
         keras.utils.set_random_seed(7)
         model = s.stacked_lstm()
-        model.compile(loss="mae", optimizer="adam", **s.speed_settings(model, **s.SPEED))
-        seconds = s.train_network(model, X, y, epochs=1, batch_size=10, verbose=0)["fit_s"]
+        model.compile(loss="mae", optimizer="adam", **s.SPEED)
+        seconds, _ = timed(lambda: model.fit(X, y, batch_size=10, epochs=1, verbose=0))
         return seconds, score(model)
 
     def lever(**compile_kwargs):
@@ -103,35 +103,28 @@ def cumsum_case():
     import keras
 
     import bidirectional_cumsum as b
+    from lstm_lessons.cumsum import score_labels
 
     rng = np.random.default_rng(7)
     X, y = b.get_sequences(50_000, 10, rng)
     X_eval, y_eval = b.get_sequences(1_000, 10, rng)
 
     def score(model):
-        return {
-            "per-step accuracy": b.score_labels(y_eval, b.predict_labels(model, X_eval))[
-                "per_step_accuracy"
-            ]
-        }
+        labels = (model.predict(X_eval, verbose=0) > 0.5).astype(int)
+        return {"per-step accuracy": score_labels(y_eval, labels)["per_step_accuracy"]}
 
-    def script():  # as run_lesson trains it: the script's SPEED, through train_network
+    def script():  # as run_lesson trains it: its model (unrolled up to 20 steps), **SPEED
         keras.utils.set_random_seed(7)
-        model = b.bidirectional_lstm()
-        model.compile(
-            loss="binary_crossentropy",
-            optimizer="adam",
-            metrics=["accuracy"],
-            **b.speed_settings(model, **b.SPEED),
-        )
-        seconds = b.train_network(model, X, y, epochs=1, batch_size=10, verbose=0)["fit_s"]
+        model = b.compile_model(b.bidirectional_lstm())
+        seconds, _ = timed(lambda: model.fit(X, y, batch_size=10, epochs=1, verbose=0))
         return seconds, score(model)
 
     def lever(unroll=False, **compile_kwargs):
         def run():
             keras.utils.set_random_seed(7)
+            saved, b.UNROLL_MAX_TIMESTEPS = b.UNROLL_MAX_TIMESTEPS, 20 if unroll else 0
             model = b.bidirectional_lstm()
-            b.speed_settings(model, unroll=unroll)  # only its unrolling (on TensorFlow)
+            b.UNROLL_MAX_TIMESTEPS = saved
             model.compile(
                 loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"], **compile_kwargs
             )
@@ -444,7 +437,7 @@ def main(argv=None):
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # the thread counts the scripts run with (run_main sets them), for plain Keras too
-    from stacked_lstm_damped_sine import same_thread_counts
+    from lstm_lessons.training import same_thread_counts
 
     same_thread_counts()
     found, backend = versions()
