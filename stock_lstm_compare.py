@@ -456,14 +456,60 @@ def run_lesson(epochs=EPOCHS, batch_size=BATCH_SIZE, seed=7, callbacks=(), plot=
 # Beyond the lesson
 import sys  # noqa: E402
 
+from lstm_lessons.cli import run_main  # noqa: E402
+from lstm_lessons.parallel import run_trainings  # noqa: E402
+from lstm_lessons.stocks.evaluation import run_strict  # noqa: E402
+from lstm_lessons.stocks.networks import EpochTimes, finish, lesson_training  # noqa: E402
 from lstm_lessons.stocks.options import parse_args  # noqa: E402
-from lstm_lessons.stocks.runs import run  # noqa: E402
+from lstm_lessons.stocks.runs import run_lesson_protocol  # noqa: E402
+from lstm_lessons.training import ctrl_c_callback  # noqa: E402
+
+# the options run_lesson has no keyword for: with any of them set, main runs its steps
+NOT_IN_RUN_LESSON = dict(
+    csv=None, ticker=None, train_size=None, test_size=None, look_back=LOOK_BACK,
+    foresight=FORESIGHT, norm_window=NORMALIZATION_WINDOW, framing="features",
+    models=[net.__name__ for net in ALL_NETWORKS], optimizer="adam", learning_rate=None,
+    loss="mae", scale=1.0, repeats=1, jobs=1,
+)  # fmt: skip
+
+
+def train_lesson(args, stock, seeds, out_dir):
+    """The lesson on this run's data: (data, figures, each seed's {network: result})."""
+    if all(getattr(args, key) == value for key, value in NOT_IN_RUN_LESSON.items()):
+        timer = EpochTimes()  # a plain run: run_lesson itself, as a learner runs it
+        callbacks = [timer, ctrl_c_callback()]
+        ran = run_lesson(args.epochs, args.batch_size, args.seed, callbacks, verbose=args.verbose)
+        for times, result in zip(timer.fits, ran["networks"].values()):
+            finish(result, result["model"], times, ran["data"], args.epochs)
+        return ran["data"], ran["figures"], [ran["networks"]]
+    # otherwise its steps, with the run's data, networks and seeds (--jobs: in workers)
+    frame, name = stock["data"]["frame"], stock["name"]
+    sizes = (stock["train_size"], stock["test_size"], args.look_back, args.foresight)
+    data = prepare_data(frame, *sizes, args.norm_window, args.framing)
+    figures = {"prices": plot_trend(frame, name), **plot_data(data, name)}
+    nets = [net for net in ALL_NETWORKS if net.__name__ in args.models]
+    trainings = []
+    for r, seed in enumerate(seeds):
+        for net in nets:
+            call = (fit_network, net, data, args, seed, r == 0)
+            trainings.append((f"{net.__name__} seed {seed}", lesson_training, call))
+    done = iter(run_trainings(trainings, args.jobs, out_dir))
+    results = [{net: next(done) for net in args.models} for _ in seeds]
+    for net, result in results[0].items():  # the first seed's summary and figures
+        result["model"].summary()
+        figures[f"losses_{net}"] = plot_losses(result["history"], net)
+        preds = result["predictions"]["test"]
+        figures[f"predictions_{net}"] = plot_predictions(preds, data["y_test"], data["scaler"], net)
+    return data, figures, results
 
 
 def main(argv=None):
-    """Parse the options; a plain run is run_lesson, everything else goes through the package."""
+    """Parse the options; run the lesson (run_lesson itself when it can) or the strict protocol."""
     lesson = sys.modules[__name__]  # the lesson part above: its functions and constants
-    return run(parse_args(argv, lesson), lesson)
+    args = parse_args(argv, lesson)
+    if args.protocol == "strict":
+        return run_main(lambda args: run_strict(args, lesson), args)
+    return run_main(lambda args: run_lesson_protocol(args, lesson, train_lesson), args)
 
 
 if __name__ == "__main__":

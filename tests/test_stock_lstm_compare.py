@@ -421,8 +421,9 @@ def test_quick_run_on_jax_and_torch_gives_the_same_data_and_baselines(quick, tmp
         assert done.returncode == 0, done.stderr[-2000:]
         record = load_record(tmp_path / backend)
         assert record["backend"] == backend
-        for name in BASELINES:
-            assert record["metrics"][name] == quick["record"]["metrics"][name]
+        for name in BASELINES:  # (their rank among the networks may differ)
+            row, tf_row = record["metrics"][name], quick["record"]["metrics"][name]
+            assert {**row, "rank": 0} == {**tf_row, "rank": 0}
         for name in NETWORKS:
             row, tf_row = record["metrics"][name], quick["record"]["metrics"][name]
             assert row["params"] == tf_row["params"] and np.isfinite(row["test_mae"])

@@ -80,9 +80,6 @@ def prepare_fold(mid, t, fold, args):
         "splits": {name: {"y": y[rows]} for name, rows in parts.items()},
         "to_price": to_price,
         "input_shape": input_shape_for(args.framing, args.look_back),
-        "val_split": "val",
-        "monitor": "val_loss",
-        "val_label": "validation",
     }
     known = {
         "forecasts": forecasts,

@@ -8,6 +8,7 @@ across folds) and direct calls; tests check it gives the lesson's numbers.
 
 import functools
 import time
+from types import SimpleNamespace
 
 import keras
 import matplotlib.pyplot as plt
@@ -203,7 +204,6 @@ def run_network(net, setup, args, seed, reuse=True):
         validation,
         [best, timer],
     )
-    t0 = time.perf_counter()
     predictions = predict_splits(model, frames)
     return {
         "model": model,
@@ -214,7 +214,6 @@ def run_network(net, setup, args, seed, reuse=True):
         "predictions": predictions,
         "params": model.count_params(),
         "fit_s": fit["fit_s"],
-        "evaluate_s": time.perf_counter() - t0,
         **convergence(fit["history"]["val_loss"], timer.fits[-1]),
     }
 
@@ -241,20 +240,10 @@ def report_network(lesson, name, result, to_price, y_test, out_dir, val_label):
     save_figure(
         lesson.plot_losses(result["history"], name, val_label), out_dir / f"losses_{name}.png"
     )
-    prices = PriceScale(to_price)
+    # the lesson's plot takes a MinMaxScaler; the strict protocol's log-returns have none
+    prices = SimpleNamespace(inverse_transform=lambda v: np.reshape(to_price(np.ravel(v)), (-1, 1)))
     figure = lesson.plot_predictions(result["predictions"]["test"], y_test, prices, name)
     save_figure(figure, out_dir / f"predictions_{name}.png")
-
-
-class PriceScale:
-    """A scaler-like inverse_transform from a fold's own to_price (the lesson's plots take a
-    MinMaxScaler; the strict protocol's log-returns have none)."""
-
-    def __init__(self, to_price):
-        self.to_price = to_price
-
-    def inverse_transform(self, values):
-        return np.reshape(self.to_price(np.ravel(values)), (-1, 1))
 
 
 def add_cost(spent, name, fit_s, epochs, epochs_kept):

@@ -3,14 +3,7 @@
 import argparse
 from pathlib import Path
 
-from ..cli import (
-    ArgumentParser,
-    HelpFormatter,
-    fail,
-    non_negative_int,
-    parse_args_with_quick,
-    positive_int,
-)
+from .. import cli
 from ..parallel import check_memory
 from .data import default_csv, memory_estimate, ticker_list, training_processes
 from .networks import HUBER_DELTA, OPTIMIZERS
@@ -31,175 +24,97 @@ def positive_float(text):
 
 def build_parser(lesson):
     """Every option, with the lesson's values as defaults."""
-    networks = [net.__name__ for net in lesson.ALL_NETWORKS]
-    parser = ArgumentParser(
+    networks, quick = [net.__name__ for net in lesson.ALL_NETWORKS], lesson.QUICK["epochs"]
+    parser = cli.ArgumentParser(
         description="The LSTM chapter's stock comparison: four networks forecast a stock's mid "
         "price 4 days after a 7-day window, the lesson's way or leak-free, against baselines.",
-        formatter_class=HelpFormatter,
+        formatter_class=cli.HelpFormatter,
     )
-    add = parser.add_argument
-    add(
-        "--protocol",
-        choices=("lesson", "strict"),
-        default="lesson",
-        help="lesson: every step as the chapter does it; strict: --folds rolling origins over "
-        "the test part, each retraining every network on the rows known at its origin (own "
-        "scaler, last 20%% of its training windows validate, no smoothing), scored in MASE "
-        "against naive, drift, AR, SES, SMA and EMA, with a Diebold-Mariano test",
-    )
-    add(
-        "--csv",
-        type=Path,
-        help="price CSV with date, high and low columns (e.g. Kaggle's "
-        "all_stocks_5yr.csv); unset: AAL_data.csv or all_stocks_5yr.csv in the current "
-        "folder if present, else matplotlib's bundled Google prices (GOOG)",
-    )
-    add(
-        "--ticker",
-        help="rows to use when the CSV has a Name column (unset: AAL); without --csv (and no "
-        "Kaggle file in the current folder) the data are matplotlib's Google prices (GOOG)",
-    )
-    add(
-        "--tickers",
-        type=ticker_list,
-        help="strict protocol: evaluate several stocks, e.g. AAL,MSFT,XOM, or 'all' the "
-        "tickers in a CSV with a Name column (Kaggle's all_stocks_5yr.csv)",
-    )
-    add(
-        "--train-size",
-        type=positive_int,
-        help="training rows; unset: the lesson's 1000, or "
-        "the same share of a shorter series; one size alone sets the other in 1000:251",
-    )
-    add(
-        "--test-size",
-        type=positive_int,
-        help="test rows right after the training rows; unset: the lesson's 251, or the same share",
-    )
-    add("--look-back", type=positive_int, default=lesson.LOOK_BACK, help="days per window")
-    add(
-        "--foresight",
-        type=positive_int,
-        default=lesson.FORESIGHT,
-        help="the label is foresight + 1 days after the window's last day",
-    )
-    add(
-        "--norm-window",
-        type=positive_int,
-        default=lesson.NORMALIZATION_WINDOW,
-        help="lesson protocol: rows per window of the training normalisation",
-    )
-    add(
-        "--framing",
-        choices=FRAMINGS,
-        default="features",
-        help="features: (samples, 1, look_back) as the lesson; "
-        "timesteps: (samples, look_back, 1), so recurrent layers recur over the days",
-    )
-    add(
-        "--folds",
-        type=positive_int,
-        help="strict protocol: rolling origins over the test part, each retraining every "
-        "network (unset: 5)",
-    )
-    add(
-        "--target",
-        choices=("price", "log-return"),
-        help="strict protocol: what the networks predict; log-return: log(p[t+h]/p[t]) from "
-        "the window's log prices relative to its last day (unset: price)",
-    )
-    add(
-        "--models",
-        nargs="+",
-        choices=networks,
-        default=networks,
-        metavar="NAME",
-        help=f"networks to train, any of: {', '.join(networks)}",
-    )
-    add(
-        "--epochs",
-        type=positive_int,
-        default=lesson.EPOCHS,
-        help=f"epochs per network ({lesson.QUICK['epochs']} with --quick)",
-    )
-    add("--batch-size", type=positive_int, default=lesson.BATCH_SIZE, help="batch size")
-    add("--optimizer", choices=OPTIMIZERS, default="adam", help="the networks' optimizer")
-    add(
-        "--learning-rate",
-        type=positive_float,
-        help="the optimizer's learning rate (unset: that optimizer's Keras default, printed)",
-    )
-    add(
-        "--loss",
-        choices=("mae", "mse", "huber"),
-        default="mae",
-        help=f"training loss (huber: delta {HUBER_DELTA}); every model is scored with MAE",
-    )
-    add(
-        "--scale",
-        type=positive_float,
-        default=1.0,
-        help="multiply every hidden layer's units by this (0.5 halves, 2 doubles; each "
-        "keeps at least 1 unit)",
-    )
-    add(
-        "--repeats",
-        type=positive_int,
-        default=1,
-        help="train each network with this many seeds (seed, seed+1, ...); report mean ± std",
-    )
-    add(
-        "--jobs",
-        type=positive_int,
-        default=1,
-        help="independent trainings (networks x seeds; strict: x folds; --forecast's refits) "
-        "run in this many worker processes; same numbers as 1, and each worker loads Keras again",
-    )
-    add("--seed", type=non_negative_int, default=7, help="random seed (0 or more)")
-    add(
-        "--quick",
-        action="store_true",
-        help=f"tiny run that shows every step in seconds: --epochs {lesson.QUICK['epochs']}",
-    )
-    add(
-        "--verbose",
-        type=int,
-        choices=(0, 1, 2),
-        default=1,
-        help="Keras fit output: 0 silent, 1 progress bar, 2 one line per epoch",
-    )
-    add(
-        "--out-dir",
-        type=Path,
-        help="folder for figures, models and metrics.json; "
-        "unset: outputs/stock_lstm_compare/<protocol>",
-    )
-    add(
-        "--forecast",
-        action="store_true",
-        help="also refit every network on all rows and forecast the mid price foresight + 1 "
-        "business days after the last date, with naive and drift, and 80%% intervals",
-    )
-    add("--show", action="store_true", help="also open the figures in a window")
+    count, strict = dict(type=cli.positive_int), "strict protocol: "
+    options = [  # (option, its keywords, its help)
+        ("--protocol", dict(choices=("lesson", "strict"), default="lesson"),
+         "lesson: every step as the chapter does it; strict: --folds rolling origins over the "
+         "test part, each retraining every network on the rows known at its origin (own "
+         "scaler, last 20%% of its training windows validate, no smoothing), scored in MASE "
+         "against naive, drift, AR, SES, SMA and EMA, with a Diebold-Mariano test"),
+        ("--csv", dict(type=Path),
+         "price CSV with date, high and low columns (e.g. Kaggle's all_stocks_5yr.csv); "
+         "unset: AAL_data.csv or all_stocks_5yr.csv in the current folder if present, else "
+         "matplotlib's bundled Google prices (GOOG)"),
+        ("--ticker", {}, "rows to use when the CSV has a Name column (unset: AAL); without "
+         "--csv (and no Kaggle file in the current folder) the data are matplotlib's Google "
+         "prices (GOOG)"),
+        ("--tickers", dict(type=ticker_list), strict + "evaluate several stocks, e.g. "
+         "AAL,MSFT,XOM, or 'all' the tickers in a CSV with a Name column"),
+        ("--train-size", count, "training rows; unset: the lesson's 1000, or the same share of "
+         "a shorter series; one size alone sets the other in 1000:251"),
+        ("--test-size", count, "test rows right after the training rows; unset: the lesson's "
+         "251, or the same share"),
+        ("--look-back", dict(count, default=lesson.LOOK_BACK), "days per window"),
+        ("--foresight", dict(count, default=lesson.FORESIGHT),
+         "the label is foresight + 1 days after the window's last day"),
+        ("--norm-window", dict(count, default=lesson.NORMALIZATION_WINDOW),
+         "lesson protocol: rows per window of the training normalisation"),
+        ("--framing", dict(choices=FRAMINGS, default="features"),
+         "features: (samples, 1, look_back) as the lesson; timesteps: (samples, look_back, 1), "
+         "so recurrent layers recur over the days"),
+        ("--folds", count, strict + "rolling origins over the test part, each retraining "
+         "every network (unset: 5)"),
+        ("--target", dict(choices=("price", "log-return")), strict + "what the networks "
+         "predict; log-return: log(p[t+h]/p[t]) from the window's log prices relative to its "
+         "last day (unset: price)"),
+        ("--models", dict(nargs="+", choices=networks, default=networks, metavar="NAME"),
+         f"networks to train, any of: {', '.join(networks)}"),
+        ("--epochs", dict(count, default=lesson.EPOCHS), f"epochs per network ({quick} with "
+         "--quick)"),
+        ("--batch-size", dict(count, default=lesson.BATCH_SIZE), "batch size"),
+        ("--optimizer", dict(choices=OPTIMIZERS, default="adam"), "the networks' optimizer"),
+        ("--learning-rate", dict(type=positive_float),
+         "the optimizer's learning rate (unset: that optimizer's Keras default, printed)"),
+        ("--loss", dict(choices=("mae", "mse", "huber"), default="mae"),
+         f"training loss (huber: delta {HUBER_DELTA}); every model is scored with MAE"),
+        ("--scale", dict(type=positive_float, default=1.0), "multiply every hidden layer's "
+         "units by this (0.5 halves, 2 doubles; each keeps at least 1 unit)"),
+        ("--repeats", dict(count, default=1),
+         "train each network with this many seeds (seed, seed+1, ...); report mean ± std"),
+        ("--jobs", dict(count, default=1), "independent trainings (networks x seeds; strict: "
+         "x folds; --forecast's refits) run in this many worker processes; same numbers as 1, "
+         "and each worker loads Keras again"),
+        ("--seed", dict(type=cli.non_negative_int, default=7), "random seed (0 or more)"),
+        ("--quick", dict(action="store_true"),
+         f"tiny run that shows every step in seconds: --epochs {quick}"),
+        ("--verbose", dict(type=int, choices=(0, 1, 2), default=1),
+         "Keras fit output: 0 silent, 1 progress bar, 2 one line per epoch"),
+        ("--out-dir", dict(type=Path), "folder for figures, models and metrics.json; unset: "
+         "outputs/stock_lstm_compare/<protocol>"),
+        ("--forecast", dict(action="store_true"), "also refit every network on all rows and "
+         "forecast the mid price foresight + 1 business days after the last date, with naive "
+         "and drift, and 80%% intervals"),
+        ("--show", dict(action="store_true"), "also open the figures in a window"),
+    ]  # fmt: skip
+    for option, keywords, text in options:
+        parser.add_argument(option, help=text, **keywords)
     return parser
 
 
 def parse_args(argv, lesson):
     """The options of the script whose lesson part is `lesson` (its module)."""
-    args = parse_args_with_quick(build_parser(lesson), argv, lesson.QUICK)
+    args = cli.parse_args_with_quick(build_parser(lesson), argv, lesson.QUICK)
     if args.protocol == "lesson":  # the options of the forecaster's evaluation
         for option, value in (("--folds", args.folds), ("--tickers", args.tickers)):
             if value is not None:
-                fail(f"{option} belongs to the strict protocol's evaluation: add --protocol strict")
+                cli.fail(
+                    f"{option} belongs to the strict protocol's evaluation: add --protocol strict"
+                )
         if args.target == "log-return":
-            fail(
+            cli.fail(
                 "--target log-return needs --protocol strict: the lesson's window-normalised "
                 "values include exact zeros (each window's minimum), whose log is undefined"
             )
     if args.tickers and args.ticker:
-        fail("give --ticker (one stock) or --tickers (several), not both")
+        cli.fail("give --ticker (one stock) or --tickers (several), not both")
     if args.ticker and args.csv is None and default_csv(lesson) is None:
-        fail(
+        cli.fail(
             f"--ticker {args.ticker} needs a CSV with a Name column (--csv, e.g. Kaggle's "
             "all_stocks_5yr.csv): without one the data are matplotlib's Google prices (GOOG)"
         )

@@ -1,35 +1,18 @@
-"""The stock script's runs: the lesson protocol (the lesson's steps, then one table of every
-network and baseline on the same test targets) and the dispatch to the strict protocol."""
+"""The lesson protocol's run: the lesson's steps, then one table of every network and baseline
+on the same test targets, the figures and metrics.json."""
 
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..cli import run_main, seed_list
-from ..outputs import (
-    mean_std,
-    prepare_out_dir,
-    print_table,
-    run_record,
-    save_figure,
-    save_json,
-    save_model,
-)
-from ..parallel import run_trainings
-from ..training import ctrl_c_callback, training_cost
+from .. import outputs
+from ..cli import seed_list
+from ..training import training_cost
 from .baselines import baseline_forecasts, drift_forecast, origins
 from .data import data_record, describe_stock, load_stock
-from .evaluation import run_strict
 from .forecast import forecast_ahead
-from .networks import (
-    EpochTimes,
-    finish,
-    lesson_training,
-    plot_all_losses,
-    score_splits,
-    training_settings,
-)
+from .networks import plot_all_losses, score_splits, training_settings
 
 LEAKS = (
     "leaks in the lesson protocol: the test data are scaled by a MinMaxScaler fitted on "
@@ -39,55 +22,20 @@ LEAKS = (
     "(visualising the results). Not a leak but a mismatch: training inputs and targets are "
     "smoothed, test ones are not (smoothing)."
 )
-# the options run_lesson has no keyword for: any of them set, the package runs the steps
-LESSON_DEFAULTS = dict(
-    csv=None,
-    ticker=None,
-    train_size=None,
-    test_size=None,
-    framing="features",
-    optimizer="adam",
-    learning_rate=None,
-    loss="mae",
-    scale=1.0,
-    repeats=1,
-    jobs=1,
-)
 
 
-def run(args, lesson):
-    """Run the script's protocol quietly and headless (run_main: Ctrl-C, threads)."""
-    strict = args.protocol == "strict"
-    return run_main(
-        lambda args: (run_strict if strict else run_lesson_protocol)(args, lesson), args
-    )
-
-
-def is_plain(args, lesson):
-    """True when run_lesson itself can run this: only its own keywords differ."""
-    steps = dict(
-        look_back=lesson.LOOK_BACK,
-        foresight=lesson.FORESIGHT,
-        norm_window=lesson.NORMALIZATION_WINDOW,
-        models=[net.__name__ for net in lesson.ALL_NETWORKS],
-    )
-    return all(getattr(args, key) == value for key, value in {**LESSON_DEFAULTS, **steps}.items())
-
-
-def run_lesson_protocol(args, lesson):
-    """The lesson's steps (run_lesson itself for a plain run), the baselines, one table."""
+def run_lesson_protocol(args, lesson, train):
+    """The lesson's steps, the baselines, one table. train(args, stock, seeds, out_dir): the
+    script's lesson steps on the run's data -> (data, figures, results per seed)."""
     t_start = time.perf_counter()
     seeds = seed_list(args)
     stock = load_stock(args, args.ticker or "AAL", lesson)  # bad data stops here
-    out_dir = prepare_out_dir(args.out_dir)
+    out_dir = outputs.prepare_out_dir(args.out_dir)
     describe_stock(stock)
     print(training_settings(args))
-    if is_plain(args, lesson):
-        data, figures, results = plain_run(args, lesson)
-    else:
-        data, figures, results = lesson_steps(args, lesson, stock, seeds, out_dir)
+    data, figures, results = train(args, stock, seeds, out_dir)
     for stem, figure in figures.items():
-        save_figure(figure, out_dir / f"{stem}.png")
+        outputs.save_figure(figure, out_dir / f"{stem}.png")
     train_size, test_size = stock["train_size"], stock["test_size"]
     splits = {
         "train": {"series": data["train_smooth"], "y": data["y_train"]},
@@ -115,7 +63,7 @@ def run_lesson_protocol(args, lesson):
         for name in args.models:
             result = results[r][name]
             if r == 0:  # the first seed's model
-                save_model(result.pop("model"), out_dir / f"{name}.keras")
+                outputs.save_model(result.pop("model"), out_dir / f"{name}.keras")
             timings["fit"] += result["fit_s"]
             spent = fit_times.setdefault(name, {"fit_s": [[] for _ in seeds], "epochs": []})
             spent["fit_s"][r].append(result["fit_s"])
@@ -154,7 +102,7 @@ def run_lesson_protocol(args, lesson):
     plot_all_losses(histories, "on the test set", out_dir / "losses_all.png")
 
     timings["total"] = time.perf_counter() - t_start
-    record = run_record(args, seeds, lesson.__file__)
+    record = outputs.run_record(args, seeds, lesson.__file__)
     record["protocol"], record["framing"] = args.protocol, args.framing
     sizes = {"train": train_size, "test": test_size}
     sizes["unused"] = len(stock["mid"]) - train_size - test_size
@@ -174,57 +122,10 @@ def run_lesson_protocol(args, lesson):
         epochs = {name: args.epochs for name in args.models}
         forecast = forecast_ahead(stock, args, seeds, residuals, {}, epochs, out_dir, lesson)
         record["forecast"] = forecast
-    save_json(record, out_dir / "metrics.json")
+    outputs.save_json(record, out_dir / "metrics.json")
     if args.show:
         plt.show()
     return 0
-
-
-def plain_run(args, lesson):
-    """run_lesson itself, as a learner runs it; then what the table needs of each network."""
-    timer = EpochTimes()
-    ran = lesson.run_lesson(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        callbacks=[timer, ctrl_c_callback()],
-        verbose=args.verbose,
-    )
-    data, results = ran["data"], ran["networks"]
-    for times, result in zip(timer.fits, results.values()):
-        finish(result, result["model"], times, data, args.epochs)
-    return data, ran["figures"], [results]
-
-
-def lesson_steps(args, lesson, stock, seeds, out_dir):
-    """The lesson's functions on the run's data, networks and seeds (--jobs: in workers)."""
-    frame, name = stock["data"]["frame"], stock["name"]
-    data = lesson.prepare_data(
-        frame,
-        stock["train_size"],
-        stock["test_size"],
-        args.look_back,
-        args.foresight,
-        args.norm_window,
-        args.framing,
-    )
-    figures = {"prices": lesson.plot_trend(frame, name), **lesson.plot_data(data, name)}
-    networks = {net.__name__: net for net in lesson.ALL_NETWORKS}
-    trainings = []
-    for r, seed in enumerate(seeds):
-        for net in args.models:
-            call = (lesson.fit_network, networks[net], data, args, seed, r == 0)
-            trainings.append((f"{net} seed {seed}", lesson_training, call))
-    done = iter(run_trainings(trainings, args.jobs, out_dir))
-    results = [{net: next(done) for net in args.models} for _ in seeds]
-    for net, result in results[0].items():  # the first seed's: summary and figures
-        result["model"].summary()
-        test = result["predictions"]["test"]
-        figures[f"losses_{net}"] = lesson.plot_losses(result["history"], net)
-        figures[f"predictions_{net}"] = lesson.plot_predictions(
-            test, data["y_test"], data["scaler"], net
-        )
-    return data, figures, results
 
 
 def summarise(results):
@@ -233,7 +134,7 @@ def summarise(results):
     for name, entry in results.items():
         row = {"model": name, "kind": entry["kind"]}
         for key, values in entry["scores"].items():
-            summary = mean_std(values)
+            summary = outputs.mean_std(values)
             row[key] = summary["mean"]
             if "std" in summary:
                 row[f"{key}_std"] = summary["std"]
@@ -275,7 +176,7 @@ def print_results(rows, n_targets, with_std, cost):
                 "epochs": spent["epochs"] if spent else "-",
             }
         )
-    print_table(table, columns)
+    outputs.print_table(table, columns)
 
 
 def naive_verdict(rows, n_seeds):
@@ -307,4 +208,4 @@ def plot_comparison(rows, splits, title, path):
     ax.set_xticks(positions, [row["model"] for row in rows], rotation=20)
     ax.set(ylabel="MAE (scaled units)", title=title)
     ax.legend()
-    save_figure(fig, path)
+    outputs.save_figure(fig, path)
