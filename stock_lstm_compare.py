@@ -47,9 +47,10 @@ EPOCHS, BATCH_SIZE = 50, 64
 KAGGLE_FILES = ("AAL_data.csv", "all_stocks_5yr.csv")  # used when in the current folder
 QUICK = dict(epochs=2)  # every step, in seconds
 
-# Speed: batches per call into the backend (torch refuses more than 1). No number changes;
-# 4 keeps a 2-epoch run from tracing as often as it calls (TensorFlow would warn of
-# "retracing"). benchmarks/ measures it.
+# Speed: batches per call into the backend (benchmarks/ measures it; torch refuses more
+# than 1). No number changes. More is faster (13, a whole epoch here, measured 0.83 of plain
+# Keras's fit), but then a 2-epoch run of four new networks traces about as often as it
+# calls, and TensorFlow warns of "retracing"; 4 does not.
 SPEED = {
     "tensorflow": dict(steps_per_execution=4),
     "jax": dict(steps_per_execution=4),
@@ -219,6 +220,7 @@ def prepare_data(
     7 days, so a recurrent layer never recurs (its recurrent kernel never trains).
     "timesteps" is (samples, look_back, 1): the layers recur over the days.
     """
+    # from DataFrame to tensors: the mid prices
     high_prices = aal.loc[:, "high"].values
     low_prices = aal.loc[:, "low"].values
     mid_prices = (high_prices + low_prices) / 2.0
@@ -238,9 +240,10 @@ def prepare_data(
     ema, ema_error = ema_one_step(train_smooth)
     print(f"MSE error for standard averaging: {sma_error:.5f}")
     print(f"MSE error for EMA averaging: {ema_error:.5f}")
-    # windows and labels, reshaped for the networks
+    # creating sequences of observations
     x_train, y_train = create_dataset(train_smooth, look_back, foresight)
     x_test, y_test = create_dataset(test_scaled, look_back, foresight)
+    # reshaping the data
     shape = (1, look_back) if framing == "features" else (look_back, 1)
     x_train = np.reshape(x_train, (x_train.shape[0], *shape)).astype("float32")
     x_test = np.reshape(x_test, (x_test.shape[0], *shape)).astype("float32")
@@ -280,8 +283,9 @@ def plot_data(data, ticker):
     }
 
 
-# The networks. Every model starts with keras.Input(shape=...): Keras 3's form of the
-# chapter's input_shape=(1, 7). Shapes: the lesson's framing, [batch, 1, 7].
+# Baseline neural networks: building a feedforward network
+# Every model starts with keras.Input(shape=...): Keras 3's form of the chapter's
+# input_shape=(1, 7). Shapes: the lesson's framing, [batch, 1, 7].
 
 
 def feed_forward(input_shape=(1, 7)):
@@ -294,6 +298,9 @@ def feed_forward(input_shape=(1, 7)):
         ],
         name="feed_forward",
     )
+
+
+# Recurrent baseline
 
 
 def simple_gru(input_shape=(1, 7)):
@@ -309,6 +316,9 @@ def simple_gru(input_shape=(1, 7)):
     )
 
 
+# Building LSTMs
+
+
 def simple_lstm(input_shape=(1, 7)):
     return keras.Sequential(
         [
@@ -318,6 +328,9 @@ def simple_lstm(input_shape=(1, 7)):
         ],
         name="simple_lstm",
     )
+
+
+# Stacked LSTM
 
 
 def lstm_stacked(input_shape=(1, 7)):
