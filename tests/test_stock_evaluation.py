@@ -2,6 +2,7 @@
 protocol's rolling origins and fold preparation (nothing after an origin leaks in), MASE and
 Diebold-Mariano against cases worked by hand, and the exercises' optimizer, loss and scale."""
 
+import json
 from unittest import mock
 
 import keras
@@ -15,6 +16,12 @@ import stock_lstm_compare as slc
 from lstm_lessons import training
 from lstm_lessons.stocks import baselines, evaluation, forecast, networks
 from lstm_lessons.stocks.options import parse_args
+
+
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path, monkeypatch):
+    """Run in an empty folder: no Kaggle file, so the default data is the fallback."""
+    monkeypatch.chdir(tmp_path)
 
 
 def parse(argv):
@@ -312,3 +319,100 @@ def test_a_reused_network_trains_exactly_as_a_new_one():
     assert new is not first
     for a, b in zip(reused, fresh):
         np.testing.assert_array_equal(a, b)
+
+
+def price_rows(ticker, n, start_price=20.0, seed=0):
+    """n rows of a made-up random walk, in Kaggle's column order."""
+    rng = np.random.default_rng(seed)
+    mid = start_price * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    spread = mid * rng.uniform(0.002, 0.02, n)
+    days = np.busday_offset(np.datetime64("2013-02-08"), np.arange(n), roll="forward")
+    return [
+        f"{day},{m:.4f},{m + s / 2:.4f},{m - s / 2:.4f},{m:.4f},1000000,{ticker}"
+        for day, m, s in zip(days, mid, spread)
+    ]
+
+
+def write_csv(path, rows):
+    path.write_text("\n".join(["date,open,high,low,close,volume,Name", *rows]) + "\n")
+    return path
+
+
+def load_record(out_dir):
+    return json.loads((out_dir / "metrics.json").read_text())
+
+
+def test_strict_on_several_tickers_with_repeats_and_log_returns(tmp_path, capsys):
+    rows = []
+    for k, ticker in enumerate(("AAA", "BBB", "CCC")):
+        rows += price_rows(ticker, 160, 10.0 + 5 * k, seed=k)
+    rows = rows[100:] + rows[:100]  # the file's rows in any order
+    csv = write_csv(tmp_path / "all_stocks_5yr.csv", rows)
+    out_dir = tmp_path / "out"
+    argv = ["--csv", csv, "--protocol", "strict", "--tickers", "aaa,BBB,ccc", "--folds", "2"]
+    argv += ["--target", "log-return", "--models", "feed_forward", "--repeats", "2"]
+    argv += ["--epochs", "1", "--verbose", "0", "--out-dir", out_dir]
+    code = slc.main([str(a) for a in argv])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    record = load_record(out_dir)
+    assert record["seeds"] == [7, 8] and record["target"] == "log-return"
+    assert set(record["evaluation"]["tickers"]) == {"AAA", "BBB", "CCC"}
+    log = record["evaluation"]["fold_log"]["BBB"]
+    assert all(len(f["networks"]["feed_forward"]["epochs_kept"]) == 2 for f in log)
+    across = record["evaluation"]["cross_stock"]
+    mase = [
+        record["evaluation"]["tickers"][t]["feed_forward"]["mase"] for t in ("AAA", "BBB", "CCC")
+    ]
+    assert across["feed_forward"]["median_mase"] == pytest.approx(np.median(mase))
+    assert 0 <= across["feed_forward"]["share_beating_naive"] <= 1
+    assert "share_beating_naive" not in across["naive"]
+    assert (out_dir / "cross_stock.png").is_file() and "MASE across 3 stocks" in stdout
+    for ticker in ("AAA", "BBB", "CCC"):
+        assert (out_dir / ticker / "feed_forward.keras").is_file()
+        assert (out_dir / ticker / "comparison.png").is_file()
+    # with log-returns naive forecasts 0: its MAE in the networks' units is the mean |label|
+    assert record["evaluation"]["dm"]["tested"] == 3
+    # the cost: mean fit seconds per training over stocks, folds and seeds; epochs run, kept
+    cost = record["cost"]["feed_forward"]
+    fold_logs = record["evaluation"]["fold_log"].values()
+    logs = [f["networks"]["feed_forward"] for log in fold_logs for f in log]  # every stock's
+    assert cost["fit_s"] == pytest.approx(sum(run["fit_s"] for run in logs) / (len(logs) * 2))
+    assert len(cost["fit_s_by_seed"]) == 2 and cost["epochs"] == 1
+    assert cost["epochs_kept"] == 1.0  # one epoch run, so one kept
+    assert stdout.count("fit s  epochs  kept") == 3  # each stock's table
+
+
+@pytest.mark.filterwarnings("ignore:The model does not have any trainable weights")
+def test_a_network_that_predicts_about_zero_log_return_is_reported_as_a_finding(
+    tmp_path, capsys, monkeypatch
+):
+    """A network that forecasts ~0 log-return has learned naive: a finding, with no p-value."""
+
+    def feed_forward(input_shape=(1, 7)):  # a network whose output is always 0
+        return keras.Sequential(
+            [
+                keras.Input(input_shape),
+                keras.layers.Flatten(),
+                keras.layers.Dense(1, kernel_initializer="zeros"),
+            ]
+        )
+
+    def frozen(model, factor):  # make it untrainable, so it stays at exactly 0
+        model.trainable = False
+        return model
+
+    monkeypatch.setattr(slc, "ALL_NETWORKS", [feed_forward])
+    monkeypatch.setattr(networks, "scale_units", frozen)
+    out_dir = tmp_path / "out"
+    argv = ["--protocol", "strict", "--target", "log-return", "--models", "feed_forward"]
+    argv += ["--folds", "1", "--epochs", "1", "--verbose", "0", "--out-dir", out_dir]
+    code = slc.main([str(a) for a in argv])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    row = load_record(out_dir)["evaluation"]["tickers"]["GOOG"]["feed_forward"]
+    assert row["forecast_size"] == 0.0 and "predicts about 0" in row["finding"]
+    assert row["dm_pvalue"] is None and "no variance" in row["dm_note"]
+    assert "finding: feed_forward predicts about 0" in stdout
+    assert "Not testable (no variance against naive): feed_forward" in stdout
+    assert "mase_std" not in row  # one fold: no spread
