@@ -1,0 +1,98 @@
+"""The baselines a network must beat, forecasting the networks' own targets: naive (the last
+value), drift, AR (least squares on the same windows), SES, and the lesson's SMA and EMA.
+
+The lesson scores SMA and EMA one step ahead on the smoothed training data, in 0.5 x MSE;
+the networks predict 4 steps ahead on the test data, in MAE. To compare like with like,
+each baseline here forecasts the networks' label (4 steps after each window's last day)
+from the same split, scored with the same metric on the same targets.
+"""
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize_scalar
+from sklearn.linear_model import LinearRegression
+
+SMA_WINDOW, EMA_GAMMA = 26, 0.5  # the chapter's
+BASELINES = ("naive", f"sma_{SMA_WINDOW}", f"ema_{EMA_GAMMA}")
+
+
+def mae(y_true, y_pred):
+    """Mean absolute error, the lesson's loss and metric."""
+    return float(np.mean(np.abs(np.ravel(y_true).astype(float) - np.ravel(y_pred).astype(float))))
+
+
+def origins(n_values, look_back, foresight):
+    """Index of each window's last value, for the windows create_dataset makes."""
+    return np.arange(max(0, n_values - look_back - foresight)) + look_back - 1
+
+
+def sma_levels(series, window_size=SMA_WINDOW):
+    """On every day, the mean of the last window_size values (fewer at the start)."""
+    return pd.Series(np.ravel(series)).rolling(window_size, min_periods=1).mean().to_numpy()
+
+
+def smoothed_levels(series, alpha):
+    """On every day, the exponentially smoothed level; alpha weights the newest value.
+
+    It starts at the series' first value, and day t uses days up to t only.
+    """
+    return pd.Series(np.ravel(series)).ewm(alpha=alpha, adjust=False).mean().to_numpy()
+
+
+def drift_forecast(last_prices, past, horizon):
+    """A random walk with drift: the last price plus horizon times past's mean daily step."""
+    return np.asarray(last_prices) + horizon * (past[-1] - past[0]) / (len(past) - 1)
+
+
+def baseline_forecasts(splits, look_back=7, foresight=3):
+    """Each baseline's forecasts of every split's labels: {baseline: {split: forecasts}}.
+
+    splits: {name: {"series": the split's values}}. naive: each window's last value;
+    SMA and EMA: their level on that day (an EMA forecasts every step ahead with the same
+    value, as the chapter explains). The EMA starts at the split's first value rather than
+    the lesson's 0, so the first windows are not pulled towards zero; pandas' alpha weights
+    the new value: 1 - gamma.
+    """
+    naive, sma, ema = BASELINES
+    forecasts = {naive: {}, sma: {}, ema: {}}
+    for name, split in splits.items():
+        series = np.ravel(split["series"]).astype(float)
+        days = origins(len(series), look_back, foresight)
+        forecasts[naive][name] = series[days]
+        forecasts[sma][name] = sma_levels(series)[days]
+        forecasts[ema][name] = smoothed_levels(series, alpha=1 - EMA_GAMMA)[days]
+    return forecasts
+
+
+def fit_ses_alpha(past):
+    """Simple exponential smoothing's alpha: least squares one-step errors on the training rows."""
+
+    def squared_errors(alpha):
+        level = smoothed_levels(past, alpha)
+        return float(np.sum((past[1:] - level[:-1]) ** 2))
+
+    return float(minimize_scalar(squared_errors, bounds=(0.01, 1.0), method="bounded").x)
+
+
+def baseline_prices(mid, t, origin, horizon, train_xy, x_test, to_price):
+    """Every baseline's price forecast for the windows ending on days t (strict protocol).
+
+    drift, AR and SES learn from the rows up to the fold's origin only. SMA, EMA and
+    SES at day t use days up to t (pandas' rolling and ewm never look ahead).
+    """
+    past = mid[: origin + 1]
+    ar = LinearRegression().fit(*train_xy)  # least squares on the same 7-day windows
+    naive, sma, ema = BASELINES
+    return {
+        "naive": mid[t],
+        "drift": drift_forecast(mid[t], past, horizon),
+        "ar": to_price(ar.predict(x_test)),
+        "ses": smoothed_levels(mid, fit_ses_alpha(past))[t],
+        sma: sma_levels(mid)[t],
+        ema: smoothed_levels(mid, 1 - EMA_GAMMA)[t],
+    }
+
+
+def naive_scale(past, horizon):
+    """MASE's denominator: the in-sample h-step naive MAE on the fold's training rows."""
+    return mae(past[horizon:], past[:-horizon])
