@@ -3,8 +3,10 @@
 import json
 import os
 import platform
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import keras
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -66,8 +68,6 @@ def save_json(data, path):
 
 def run_record(args, seeds, script):
     """The head of every metrics.json: script, arguments, seeds, versions, backend."""
-    import keras
-
     return {
         "script": Path(script).name,
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -89,10 +89,6 @@ def mean_std(values):
 
 def library_versions():
     """Versions worth recording with every result: Python, the backend, each package found."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import keras
-
     versions = {"python": platform.python_version(), "backend": keras.backend.backend()}
     packages = "keras numpy matplotlib tensorflow tensorflow-cpu jax torch pandas scikit-learn"
     for package in packages.split():

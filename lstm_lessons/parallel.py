@@ -1,8 +1,14 @@
 """--jobs: independent trainings in joblib's worker processes, and the memory guard."""
 
+import contextlib
 import os
+import signal
 import sys
+import traceback
 from pathlib import Path
+
+from joblib import Parallel, delayed
+from joblib.externals.loky.process_executor import TerminatedWorkerError
 
 from .cli import fail
 from .outputs import write_atomically
@@ -24,9 +30,6 @@ def run_trainings(trainings, jobs=1, log_dir=None):
     """
     if jobs == 1 or len(trainings) == 1:
         return [function(*arguments) for _, function, arguments in trainings]
-    from joblib import Parallel, delayed
-    from joblib.externals.loky.process_executor import TerminatedWorkerError
-
     jobs = min(jobs, len(trainings))
     print(f"{len(trainings)} trainings in {jobs} worker processes (their Keras output is off)")
     log_dir = Path(log_dir or ".")
@@ -53,10 +56,6 @@ def run_trainings(trainings, jobs=1, log_dir=None):
 def _in_worker(name, function, arguments, log_dir):
     """One training in a worker: Ctrl-C ignored, its output (files 1 and 2) off, an error's
     traceback saved."""
-    import contextlib
-    import signal
-    import traceback
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent process handles Ctrl-C
     saved = [os.dup(1), os.dup(2)]  # TensorFlow's C++ start-up lines go to file 2 directly
     try:

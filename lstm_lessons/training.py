@@ -3,9 +3,14 @@ models, a per-batch loss record and a clean Ctrl-C, and the same thread counts e
 
 import json
 import os
+import pickle
+import signal
+import sys
 import time
 
+import keras
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 # reuse_compiled's models, by configuration: this process's, emptied for each run
 _compiled_models = {}
@@ -29,8 +34,6 @@ def speed_settings(model, steps_per_execution=1, jit_compile="auto", unroll=Fals
     anyway). unroll: unroll every recurrent layer's time loop, on TensorFlow only (on JAX
     it made training slower). None of them changes what is learned.
     """
-    import keras
-
     backend = keras.backend.backend()
     if unroll and backend == "tensorflow":
         for layer in model.layers:  # a Bidirectional wrapper holds one layer per direction
@@ -96,8 +99,6 @@ def reuse_compiled(model):
 def copy_model(model):
     """A copy of a trained model (weights, optimizer, compile settings): what a --jobs
     worker sends back, since Keras pickles a model as its .keras file."""
-    import pickle
-
     return pickle.loads(pickle.dumps(model))
 
 
@@ -118,8 +119,6 @@ def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=No
     reported after each call of up to steps_per_execution batches, with "step" (batches
     trained so far) and "epoch_step" (batches into the epoch), "fit_s": fit's seconds}.
     """
-    import keras
-
     batches = {"step": [], "epoch_step": []}
     now = {"epoch": 0}
 
@@ -168,11 +167,9 @@ def validation_batches(data, batch_size):
     (drop_remainder then drops nothing): a traced model with recurrent dropout otherwise
     moves its last float digits.
     """
-    import keras
-
     if keras.backend.backend() != "tensorflow":
         return data
-    import tensorflow as tf
+    import tensorflow as tf  # this backend only: JAX and torch runs never load TensorFlow
 
     floatx = keras.backend.floatx()
     arrays = [np.asarray(a) for a in data]
@@ -191,9 +188,6 @@ def ctrl_c_callback():
     KeyboardInterrupt at the next batch or epoch boundary, in plain Python.
     A second Ctrl-C interrupts at once.
     """
-    import signal
-
-    import keras
 
     class CtrlC(keras.callbacks.Callback):
         pressed = False
@@ -246,6 +240,6 @@ def same_thread_counts(threads=1):
     if "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):  # JAX on the CPU
         xla = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}"
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {xla}".strip()
-    from threadpoolctl import threadpool_limits  # NumPy's BLAS here: already loaded
-
     threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]))
+    if "torch" in sys.modules:  # imported with Keras already: it read its count at import
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
