@@ -14,13 +14,13 @@ sequence, one vector per time step, to the layer above (`return_sequences=True`)
 problem: damped sine waves with a random period and decay. The model reads 50 time steps
 and predicts the next 5 at once.
 
-The file is the lesson first, in the lesson's order: 7.1.3 (what return_sequences
-changes), 7.2 (the problem), 7.3 to 7.6 (define, compile, fit, evaluate, predict), and
-`run_lesson`, 7.7's complete example. Copied down to the line "# Beyond the lesson", it
-runs alone. Below that line, the command line adds, through the package `lstm_lessons`:
-two baselines scored on the same examples, a vanilla and a many-to-many LSTM, other layer
-sizes and dropout, repeats over seeds, the 7.9 experiment on longer waves, and every
-figure, model and number saved to the output folder (`metrics.json`).
+The lesson comes first, in its order: 7.1.3 (what return_sequences changes), 7.2 (the
+problem), 7.3 to 7.6 (define, compile, fit, evaluate, predict) and `run_lesson`, 7.7's
+complete example; copied down to the line "# Beyond the lesson", it runs alone. Below that
+line, the command line adds, through the package `lstm_lessons`: two baselines scored on
+the same examples, a vanilla and a many-to-many LSTM, other layer sizes and dropout,
+repeats over seeds, the 7.9 experiment on longer waves, and every figure, model and
+number saved to the output folder (`metrics.json`).
 
     python stacked_lstm_damped_sine.py                   # the lesson as written
     python stacked_lstm_damped_sine.py --quick           # every step, tiny, in seconds
@@ -63,9 +63,7 @@ SPEED = {
 }[keras.backend.backend()]
 
 
-# ---------------------------------------------------------------------------
-# 7.1.3 Implementation: what return_sequences changes
-# ---------------------------------------------------------------------------
+# --- 7.1.3 Implementation: what return_sequences changes ---
 
 
 def demo_return_sequences(units=1, seed=7):
@@ -113,10 +111,7 @@ def stacked_lstm(length=LENGTH, output=OUTPUT, units=UNITS, n_layers=N_LAYERS, d
     return model
 
 
-# ---------------------------------------------------------------------------
-# 7.2 The damped sine wave prediction problem
-# ---------------------------------------------------------------------------
-
+# --- 7.2 The damped sine wave prediction problem ---
 # 7.2.1 The sine wave
 
 
@@ -206,9 +201,7 @@ def plot_problem(rng=None):
     }
 
 
-# ---------------------------------------------------------------------------
-# 7.3 to 7.6: define and compile, fit, evaluate, predict (the figures of 7.4 and 7.6)
-# ---------------------------------------------------------------------------
+# --- 7.3 to 7.6: define and compile, fit, evaluate, predict (the figures of 7.4 and 7.6) ---
 
 
 def plot_losses(records):
@@ -245,9 +238,7 @@ def plot_prediction(x, y, yhat):
     return fig
 
 
-# ---------------------------------------------------------------------------
-# 7.7 The complete example
-# ---------------------------------------------------------------------------
+# --- 7.7 The complete example ---
 
 
 def run_lesson(
