@@ -306,7 +306,8 @@ def run_lesson(
     )
     seconds["fit"] = time.perf_counter() - start
 
-    # 7.5 evaluate model on fresh examples
+    # 7.5 evaluate model on fresh examples. (model.evaluate averages batch by batch, so its
+    # MAE may differ from one mean over all predictions in the last float digits, ~1e-6.)
     start = time.perf_counter()
     loss = model.evaluate(X_eval, y_eval, verbose=0)
     seconds["evaluate"] = time.perf_counter() - start
