@@ -315,7 +315,7 @@ def run_lesson(
 
     # 7.6 prediction on new data
     yhat = model.predict(X_new, verbose=0)
-    print("y   ", y_new[0].round(3), "\nyhat", yhat[0].round(3))
+    print(f"y    {y_new[0].round(3)}\nyhat {yhat[0].round(3)}")
     figures = {}
     if plot:
         figures = plot_problem(rng["figures"])
