@@ -292,9 +292,9 @@ def train_model(lesson, name, seed, args, keep=False):
     """One training of model `name` on seed `seed` with the run's sizes: run_lesson's steps,
     faster for many trainings, without its prints and figures. The same data streams, seed,
     model, compile and fit, so the same numbers (a test checks it), but on TensorFlow a model
-    like one trained before trains in that one (reuse_compiled: no new tracing; on JAX and
-    PyTorch a reused model does not give a fresh one's numbers), and the evaluation is direct
-    calls. run_trainings calls it, here or in a --jobs worker. Returns scored()'s results."""
+    like one trained before trains in that one (reuse_compiled: no new tracing), and the
+    evaluation is direct calls. run_trainings calls it, here or in a --jobs worker. Returns
+    scored()'s results."""
     print(f"7.4 fit {name} (seed {seed}) on {args.n_train:,} examples, batch {args.batch_size}")
     keras.backend.clear_session()  # layer names start again at lstm, lstm_1 (models stay)
     start, streams = time.perf_counter(), random_streams(seed, STREAMS)
@@ -306,7 +306,7 @@ def train_model(lesson, name, seed, args, keep=False):
     keras.utils.set_random_seed(seed)
     model = define(name, args, lesson)
     model.compile(loss="mae", optimizer="adam", **lesson.SPEED)
-    model = reuse_compiled(model) if keras.backend.backend() == "tensorflow" else model
+    model = reuse_compiled(model)
     fit = train_network(model, X, y, args.epochs, args.batch_size, args.verbose)
     start = time.perf_counter()
     yhat_eval = predict(model, X_eval)

@@ -77,8 +77,12 @@ def reuse_compiled(model):
     takes the new model's weights and dropout seeds (model.variables) and its unused
     optimizer's variables, so it trains exactly as the new model would, without tracing.
     The model returned is lent: a later call may train in it. To keep it, copy_model it.
-    Every kind of model stays in memory until the run ends.
+    Every kind of model stays in memory until the run ends. On TensorFlow only: JAX and
+    PyTorch do not warn, and there a reused model trained a later seed differently from a
+    fresh one (so --jobs 1 and --jobs 2 disagreed).
     """
+    if keras.backend.backend() != "tensorflow":
+        return model
     model.optimizer.build(model.trainable_variables)
     config = {"model": model.get_config(), "compile": model.get_compile_config()}
     key = model.name + json.dumps(_without_names(config), sort_keys=True, default=repr)

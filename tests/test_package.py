@@ -279,6 +279,19 @@ def test_reuse_compiled_trains_an_earlier_model_exactly_as_the_new_one_would():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_reuse_compiled_lends_nothing_on_jax_and_torch(monkeypatch, backend):
+    import keras
+
+    from lstm_lessons import training as s
+
+    s._compiled_models.clear()
+    s.reuse_compiled(seeded_model(1))  # on TensorFlow: kept, to lend to a model like it
+    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
+    second = seeded_model(2)
+    assert s.reuse_compiled(second) is second  # a fresh model trains as itself
+
+
 def test_reuse_compiled_needs_the_same_model_and_copy_model_keeps_one_apart():
     from lstm_lessons import training as s
 
