@@ -16,7 +16,8 @@ and predicts the next 5 at once.
 
 The lesson comes first, in its order: 7.1.3 (what return_sequences changes), 7.2 (the
 problem), 7.3 to 7.6 (define, compile, fit, evaluate, predict) and `run_lesson`, 7.7's
-complete example; copied down to the line "# Beyond the lesson", it runs alone. Below that
+complete example. Copied down to the line "# Beyond the lesson" into a file of your own,
+it runs alone: add `run_lesson()` (or `run_lesson(**QUICK)`) and `plt.show()`. Below that
 line, the command line adds, through the package `lstm_lessons`: two baselines scored on
 the same examples, a vanilla and a many-to-many LSTM, other layer sizes and dropout,
 repeats over seeds, the 7.9 experiment on longer waves, and every figure, model and
@@ -201,14 +202,15 @@ def plot_problem(rng=None):
     }
 
 
-# --- 7.3 to 7.6: define and compile, fit, evaluate, predict (the figures of 7.4 and 7.6) ---
+# --- The figures of 7.4 (the training loss) and 7.6 (a prediction) ---
 
 
 def plot_losses(records):
     """The training loss of each model (name: {"step": [...], "loss": [...]})."""
     fig, ax = plt.subplots(figsize=(8, 4))
     for name, record in records.items():
-        ax.plot(record["step"], record["loss"], label=name)
+        # a point per call of batches (a --quick run makes only a few)
+        ax.plot(record["step"], record["loss"], "-o", markersize=3, label=name)
     ax.set(
         title="Training loss (MAE, running mean within each epoch, as Keras reports it)",
         xlabel="training step (batch)",

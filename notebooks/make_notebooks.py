@@ -46,7 +46,14 @@ def header_markdown(docstring):
             fields.append(f"**{line.split(':')[0]}:**{line.split(':', 1)[1]}<br>")
         else:
             prose.append(line)
-    body = "\n".join(prose).strip()
+    # the command lines, and the paragraph on what the script adds below its lesson, are
+    # about the script: the notebook has its lesson only
+    paragraphs = "\n".join(prose).strip().split("\n\n")
+    body = "\n\n".join(
+        p
+        for p in paragraphs
+        if "Beyond the lesson" not in p and not p.lstrip().startswith("python ")
+    )
     # the docstring's indented command lines are a code block in Markdown too
     body = re.sub(
         r"((?:^    .*\n?)+)", lambda m: f"```\n{dedent4(m.group(1))}```\n", body, flags=re.M
