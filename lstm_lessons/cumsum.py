@@ -323,7 +323,7 @@ def run_lesson_and_baselines(args, lesson, seeds, record, out_dir):
 def batch_values(batches, batch_size, n_train):
     """Undo Keras's running mean: (batches seen, the mean loss and accuracy of each call).
 
-    batches: fit_model's rows of (batch index in the epoch, running loss, accuracy), one
+    batches: record_batches' rows of (batch index in the epoch, running loss, accuracy), one
     per call of batches. Keras reports the mean over the epoch so far, weighted by
     samples; the difference of two running totals is the mean over the batches between.
     """
