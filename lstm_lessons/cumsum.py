@@ -2,8 +2,8 @@
 step, forward and backward LSTMs), the merge-mode and direction comparisons, repeats over
 seeds, the model size experiment, the memory guard, and the run around them.
 
-The script passes itself in as `lesson` (its get_sequences, bidirectional_lstm,
-compile_model, fit_model, run_lesson and UNROLL_MAX_TIMESTEPS); nothing here imports it.
+The script passes itself in as `lesson` (its data_streams, get_sequences, record_batches,
+SPEED, bidirectional_lstm and run_lesson); nothing here imports it.
 """
 
 import itertools
@@ -21,10 +21,9 @@ from . import outputs
 from .cli import seed_list
 from .outputs import mean_std, print_table, save_figure, save_json, save_model
 from .parallel import check_memory, run_trainings
-from .training import copy_model, ctrl_c_callback, random_streams, reuse_compiled, training_cost
+from .training import copy_model, ctrl_c_callback, reuse_compiled, training_cost
 
 MERGE_MODES = ("sum", "mul", "concat", "ave")
-STREAMS = ["train", "eval", "predict", "figures"]  # run_lesson's order of the seed's streams
 COLUMNS = ["model", "params", "loss", "per_step_accuracy", "sequence_accuracy", "fit s", "epochs"]
 TITLES = dict(compare_directions="Input direction", compare_merge_modes="Bidirectional merge mode")
 # --experiment size (10.9: model size against problem complexity): every cell of a grid
@@ -113,21 +112,27 @@ def evaluate_directly(model, X, y, chunk=10_000):
 
 def train_model(lesson_fns, define_model, seed, sizes, batch_size, epochs, verbose, keep=False):
     """One model with one seed (the unit of --jobs), on the data run_lesson draws from the
-    seed, compiled and fitted by the lesson's functions: the lesson's model gives
-    run_lesson's numbers (tested). It trains in an identical model compiled earlier in this
-    process if any (reuse_compiled: no new tracing). Returns plain results; writes no file.
-    """
-    get_sequences, compile_model, fit_model = lesson_fns
+    seed (lesson_fns: its data_streams, get_sequences, record_batches and SPEED), compiled
+    and fitted as run_lesson does: the lesson's model gives run_lesson's numbers (tested).
+    It trains in an identical model compiled earlier in this process if any (reuse_compiled:
+    no new tracing). Returns plain results; writes no file."""
+    data_streams, get_sequences, record_batches, speed = lesson_fns
     n_timesteps, n_train, n_eval = sizes
-    streams = random_streams(seed, STREAMS)
+    train_rng, eval_rng, *_ = data_streams(seed)
     start = time.perf_counter()
-    X, y = get_sequences(n_train, n_timesteps, streams["train"])
-    X_eval, y_eval = get_sequences(n_eval, n_timesteps, streams["eval"])
+    X, y = get_sequences(n_train, n_timesteps, train_rng)
+    X_eval, y_eval = get_sequences(n_eval, n_timesteps, eval_rng)
     data_s = time.perf_counter() - start
     keras.utils.set_random_seed(seed)
-    model = reuse_compiled(compile_model(define_model()))
+    model = define_model()
+    # run_lesson's compile (a test checks that the two give the same compile settings)
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"], **speed)
+    model = reuse_compiled(model)
     print(f"fit {model.name} (seed {seed}) on {n_train:,} sequences, batch size {batch_size}")
-    result = fit_model(model, X, y, batch_size, epochs, [ctrl_c_callback()], verbose)
+    batches, start = [], time.perf_counter()
+    callbacks = [record_batches(batches), ctrl_c_callback()]
+    model.fit(X, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
+    result = {"batches": np.array(batches, ndmin=2), "fit_s": time.perf_counter() - start}
     start = time.perf_counter()
     loss, yhat = evaluate_directly(model, X_eval, y_eval)
     scores = dict(score_labels(y_eval, yhat), loss=loss, params=model.count_params())
@@ -149,7 +154,8 @@ def train_model(lesson_fns, define_model, seed, sizes, batch_size, epochs, verbo
 def lesson_builders(args, lesson):
     """The models trained with each seed: {name: define_model}; the lesson's model first."""
     t, units = args.n_timesteps, args.units
-    unroll = t <= lesson.UNROLL_MAX_TIMESTEPS  # as the lesson's model does
+    # the baselines' LSTMs unroll their time loop when the lesson's model does
+    unroll = lesson.bidirectional_lstm(t, 1).get_layer("bidirectional").forward_layer.unroll
     builders = {
         "bidirectional_lstm": partial(lesson.bidirectional_lstm, t, units, args.merge_mode),
         "forward_lstm": partial(forward_lstm, t, units, unroll=unroll),
@@ -233,7 +239,7 @@ def run_lesson_and_baselines(args, lesson, seeds, record, out_dir):
     fit traces, and right before 3 more fits of 4 calls (--quick) TensorFlow would warn.
     """
     builders = lesson_builders(args, lesson)
-    fns = (lesson.get_sequences, lesson.compile_model, lesson.fit_model)
+    fns = (lesson.data_streams, lesson.get_sequences, lesson.record_batches, lesson.SPEED)
     sizes = (args.n_timesteps, args.n_train, args.n_eval)
     todo = [(seed, name) for seed in seeds for name in builders]
     todo.remove((args.seed, "bidirectional_lstm"))
@@ -317,7 +323,7 @@ def run_lesson_and_baselines(args, lesson, seeds, record, out_dir):
 def batch_values(batches, batch_size, n_train):
     """Undo Keras's running mean: (batches seen, the mean loss and accuracy of each call).
 
-    batches: fit_model's rows of (batch index in the epoch, running loss, accuracy), one
+    batches: record_batches' rows of (batch index in the epoch, running loss, accuracy), one
     per call of batches. Keras reports the mean over the epoch so far, weighted by
     samples; the difference of two running totals is the mean over the batches between.
     """
@@ -475,7 +481,7 @@ def plot_size_experiment(summary, path, title, target=SIZE_TARGET):
 def run_size_experiment(args, lesson, seeds, record, out_dir):
     """Train the lesson's model once per grid cell and seed (in any order, or in parallel:
     each training draws its own seed's data and seeds itself); table, answers, figure."""
-    lesson_fns = (lesson.get_sequences, lesson.compile_model, lesson.fit_model)
+    lesson_fns = (lesson.data_streams, lesson.get_sequences, lesson.record_batches, lesson.SPEED)
     cells = list(itertools.product(seeds, *[getattr(args, "grid_" + k) for k in SIZE_KEYS]))
     trainings = []
     for i, cell in enumerate(cells, 1):
@@ -484,12 +490,9 @@ def run_size_experiment(args, lesson, seeds, record, out_dir):
         arguments = (lesson_fns, define_model, cell, args.n_eval, args.epochs, args.verbose)
         name = "seed {}, {} steps, {} units, {} sequences, batch {}".format(*cell)
         trainings.append((name, size_training, (heading, *arguments)))
-    timings = {"data": 0.0, "fit": 0.0, "evaluate": 0.0}
-    rows = []
-    for row, spent in run_trainings(trainings, args.jobs, out_dir):
-        rows.append(row)
-        for key, seconds in spent.items():
-            timings[key] += seconds
+    done = run_trainings(trainings, args.jobs, out_dir)  # [(row, timings)], in order
+    rows = [row for row, _ in done]
+    timings = {key: sum(spent[key] for _, spent in done) for key in ("data", "fit", "evaluate")}
     runs = pd.DataFrame(rows)
     summary = summarise_size(runs)
     answers = size_answers(summary)

@@ -24,7 +24,7 @@ from lstm_lessons import cumsum
 from lstm_lessons.parallel import available_memory
 
 SCRIPT = Path(bc.__file__).resolve()
-LESSON_FNS = (bc.get_sequences, bc.compile_model, bc.fit_model)
+LESSON_FNS = (bc.data_streams, bc.get_sequences, bc.record_batches, bc.SPEED)
 
 
 def loop_labels(row, n_timesteps):
@@ -336,14 +336,15 @@ def test_batch_values_undo_the_running_mean():
     np.testing.assert_allclose(values["loss"], [1.0, 3.0, 4.0])
 
 
-def test_fit_model_records_each_call_when_the_calls_do_not_divide_the_epoch():
+def test_record_batches_records_each_call_when_the_calls_do_not_divide_the_epoch():
     # 23 batches per epoch (the last one short) and 5 batches per call: the calls end at
     # batches 5, 10, 15, 20 and 23 of each epoch
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(loss="mse", optimizer="sgd", metrics=["accuracy"], steps_per_execution=5)
     x, y = np.zeros((225, 4), "float32"), np.zeros((225, 1), "float32")
-    batches = bc.fit_model(model, x, y, batch_size=10, epochs=2, verbose=0)["batches"]
+    batches = []
+    model.fit(x, y, batch_size=10, epochs=2, verbose=0, callbacks=[bc.record_batches(batches)])
     steps = cumsum.batch_values(batches, 10, 225)["step"]
     assert steps.tolist() == [5, 10, 15, 20, 23, 28, 33, 38, 43, 46]
 
@@ -351,11 +352,10 @@ def test_fit_model_records_each_call_when_the_calls_do_not_divide_the_epoch():
 def test_the_evaluation_and_prediction_sets_do_not_change_with_n_train(monkeypatch):
     seen = []
 
-    def no_fit(model, X, *args):
+    def no_fit(model, X, *args, **kwargs):
         seen.append(len(X))
-        return {"batches": np.zeros((0, 3)), "fit_s": 0.0}
 
-    monkeypatch.setattr(bc, "fit_model", no_fit)
+    monkeypatch.setattr(keras.Model, "fit", no_fit)
     small, large = (
         bc.run_lesson(n_train=n, n_eval=30, n_units=2, plot=False, verbose=0) for n in (50, 80)
     )
@@ -365,14 +365,20 @@ def test_the_evaluation_and_prediction_sets_do_not_change_with_n_train(monkeypat
 
 
 def test_the_package_path_gives_run_lessons_numbers():
-    """train_model (repeats, comparisons, the size grid: reuse_compiled and direct calls)
-    against run_lesson (model.fit, evaluate and predict): same data, same training, same
-    scores; the loss to float rounding (evaluate averages batch means)."""
+    """train_model (repeats, comparisons, the size grid: its own compile, reuse_compiled and
+    direct calls) against run_lesson (model.compile, fit, evaluate and predict): same data,
+    same compile settings, same training, same scores; the loss to float rounding
+    (evaluate averages batch means)."""
     sizes = dict(n_timesteps=8, n_train=240, n_eval=60)
     lesson = bc.run_lesson(**sizes, n_units=4, seed=3, n_predict=2, plot=False, verbose=0)
     define_model = partial(bc.bidirectional_lstm, 8, 4, "concat")
-    for _ in range(2):  # the second trains in the first's compiled model
-        package = cumsum.train_model(LESSON_FNS, define_model, 3, (8, 240, 60), 10, 1, 0)
+    for keep in (True, False):  # the second trains in the first's compiled model
+        package = cumsum.train_model(LESSON_FNS, define_model, 3, (8, 240, 60), 10, 1, 0, keep)
+        if keep:  # the same compile settings (Keras numbers the optimizers' names)
+            compiled = [m.get_compile_config() for m in (package["model"], lesson["model"])]
+            for config in compiled:
+                assert config["optimizer"]["config"].pop("name").startswith("adam")
+            assert compiled[0] == compiled[1]
         np.testing.assert_array_equal(package["batches"], lesson["batches"])
         expected = cumsum.score_labels(lesson["y_eval"], lesson["yhat_eval"])
         assert {k: package["scores"][k] for k in expected} == expected
@@ -507,7 +513,7 @@ def test_ctrl_c_during_fit_exits_130_with_whole_files(tmp_path, monkeypatch, cap
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bc, "fit_model", interrupted)
+    monkeypatch.setattr(keras.Model, "fit", interrupted)
     out = tmp_path / "out"
     assert bc.main(["--quick", "--verbose", "0", "--out-dir", str(out)]) == 130
     err = capsys.readouterr().err
@@ -636,6 +642,8 @@ def test_help_shows_every_option_and_its_default(capsys):
     assert e.value.code == 0
     text = capsys.readouterr().out
     assert "--compare-merge-modes" in text and "default: 50000" in text
+    # a plain run scores more evaluation sequences than the lesson: --help says how many
+    assert "default: 1000" in text and "--n-eval 100" in " ".join(text.split())
 
 
 # the memory guard
