@@ -9,7 +9,7 @@ Description: Times the bidirectional LSTM's first fit (with tracing) and its ste
 
 It builds, compiles and fits the lesson's model as bidirectional_cumsum.py's run_lesson
 does (bidirectional_lstm, or the package's forward_lstm, unrolled up to
-UNROLL_MAX_TIMESTEPS steps; compile_model's SPEED; one thread per pool), then fits it twice on
+UNROLL_MAX_TIMESTEPS steps; run_lesson's compile with SPEED; one thread per pool), then fits it twice on
 random cumulative-sum sequences, batch size 10: first 500 sequences (one call of 50 batches: TensorFlow traces the model here),
 then the --quick run's 2,000 (already traced: the steady cost per batch). --jit-compile
 asks TensorFlow for XLA on top. Nothing is written; the numbers go to stdout.
