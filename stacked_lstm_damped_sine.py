@@ -59,10 +59,10 @@ from lstm_lessons.outputs import (
 from lstm_lessons.parallel import check_memory, run_trainings
 from lstm_lessons.training import (
     copy_model,
+    fit_recorded,
     random_streams,
     reuse_compiled,
     speed_settings,
-    train_network,
     training_cost,
 )
 
@@ -264,7 +264,7 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, reu
     with this new model's weights copied in: the same numbers, but TensorFlow does not
     trace (compile) it again. A later call may then retrain the model returned, so
     copy_model it to keep it. Leave reuse=False in your own code.
-    To copy this function: use model.fit for train_network, model.evaluate(X, y,
+    To copy this function: use model.fit for fit_recorded, model.evaluate(X, y,
     return_dict=True) for evaluate_network and model.predict for predict, and drop
     **speed_settings(...) (support code at the bottom of the file).
     """
@@ -283,7 +283,7 @@ def run_lesson(define_model, data, seed, batch_size=10, epochs=1, verbose=1, reu
     # LSTM is stateless, so every sequence (every sample) starts from a zero state, and no
     # state passes from one sample to the next. The batch size only sets how many samples
     # are averaged into each weight update (10 here: 1,000 updates for 10,000 samples).
-    training = train_network(model, X, y, epochs, batch_size, verbose)
+    training = fit_recorded(model, X, y, epochs, batch_size, verbose)
     # 7.5 evaluate model on fresh examples: the MAE that the lesson's model.evaluate(X, y)
     # reports, from direct calls to the model (see evaluate_network)
     start = time.perf_counter()

@@ -276,7 +276,7 @@ def test_a_folds_preparation_sees_only_rows_up_to_its_origin(values, noise, orig
 
 
 def test_the_strict_folds_faster_path_gives_the_lessons_numbers():
-    """run_network (the package's train_network, validation batches, direct calls) trains
+    """run_network (the package's fit_recorded, validation batches, direct calls) trains
     a network exactly as the lesson's fit_network does on the same data and seed."""
     mid = 30 + np.sin(np.arange(400) / 9.0) + np.arange(400) / 50.0
     t, (fold,) = evaluation.rolling_folds(400, 300, 100, 1, 7, 4)

@@ -11,7 +11,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 from ..outputs import print_table, save_figure
 from ..parallel import run_trainings
-from ..training import reuse_compiled, train_network
+from ..training import fit_recorded, reuse_compiled
 from .baselines import drift_forecast
 from .networks import define_and_compile, predict_splits
 
@@ -140,7 +140,7 @@ def refit_network(net, frames, y, args, seed, epochs):
     keras.utils.set_random_seed(seed)
     model = define_and_compile(net, input_shape_for(args.framing, args.look_back), args)
     model = reuse_compiled(model)
-    train_network(model, frames["train"], y, epochs, args.batch_size, 0)
+    fit_recorded(model, frames["train"], y, epochs, args.batch_size, 0)
     return predict_splits(model, {"now": frames["now"]})["now"]  # float32, shape (1,)
 
 
