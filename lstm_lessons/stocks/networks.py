@@ -153,6 +153,7 @@ def lesson_training(fit_network, net, data, args, seed, keep_model=False):
         loss=training_loss(args.loss),
         optimizer=make_optimizer(args.optimizer, args.learning_rate),
         callbacks=[timer, ctrl_c_callback()],
+        summary=False,  # train_lesson prints the first seed's
         plot=False,
         verbose=args.verbose,
     )
@@ -189,7 +190,7 @@ def run_network(net, setup, args, seed, reuse=True):
     predict every split, score. reuse: train in an earlier model just like it."""
     frames, splits = setup["frames"], setup["splits"]
     keras.utils.set_random_seed(seed)  # each training reproducible on its own
-    model = define_and_compile(net, setup["input_shape"], args)
+    model = define_and_compile(net, frames["train"].shape[1:], args)
     if reuse:
         model = reuse_compiled(model)
     best, timer = keep_best_epoch(args.epochs), EpochTimes()
