@@ -48,9 +48,10 @@ KAGGLE_FILES = ("AAL_data.csv", "all_stocks_5yr.csv")  # used when in the curren
 QUICK = dict(epochs=2)  # every step, in seconds
 
 # Speed: batches per call into the backend (benchmarks/ measures it; torch refuses more
-# than 1). No number changes. More is faster (13, a whole epoch here, measured 0.83 of plain
-# Keras's fit), but then a 2-epoch run of four new networks traces about as often as it
-# calls, and TensorFlow warns of "retracing"; 4 does not.
+# than 1). No number changes. More is faster (13, a whole epoch of the GOOG fallback's 827
+# windows (AAL's 990 make 16), measured 0.83 of plain Keras's fit), but then a 2-epoch run
+# of four new networks traces about as often as it calls, and TensorFlow warns of
+# "retracing"; 4 does not.
 SPEED = {
     "tensorflow": dict(steps_per_execution=4),
     "jax": dict(steps_per_execution=4),
@@ -90,7 +91,17 @@ def date_ticks(ax, dates, step):
     ax.set_xticks(positions, pd.Series(dates).iloc[::step].astype(str), rotation=60, fontsize=8)
 
 
-# From DataFrame to tensors: mid prices, and splitting the data
+# From DataFrame to tensors
+
+
+def get_mid_prices(aal):
+    """The mid price of every day, (high + low) / 2: high and low move together."""
+    high_prices = aal.loc[:, "high"].values
+    low_prices = aal.loc[:, "low"].values
+    return (high_prices + low_prices) / 2.0
+
+
+# Splitting the data
 
 
 def split_sizes(n_rows):
@@ -99,6 +110,19 @@ def split_sizes(n_rows):
         return TRAIN_SIZE, TEST_SIZE
     train_size = int(round(n_rows * TRAIN_SIZE / (TRAIN_SIZE + TEST_SIZE)))
     return train_size, n_rows - train_size
+
+
+def split_data(mid_prices, train_size=None, test_size=None):
+    """The first train_size mid prices train, the next test_size test; as columns."""
+    sizes = split_sizes(len(mid_prices))
+    train_size, test_size = train_size or sizes[0], test_size or sizes[1]
+    train_data = mid_prices[:train_size].reshape(-1, 1)
+    test_data = mid_prices[train_size : train_size + test_size].reshape(-1, 1)
+    print(f"{len(train_data)} training and {len(test_data)} total testing instances")
+    return train_data, test_data
+
+
+# Plotting the split
 
 
 def plot_split(train_data, test_data):
@@ -129,6 +153,12 @@ def window_normalise(train_data, normalization_window=NORMALIZATION_WINDOW):
     return data
 
 
+def normalise_test(test_data):
+    """The test data scaled to [0, 1] on itself, in one piece (a leak): (scaled, scaler)."""
+    scaler = MinMaxScaler(feature_range=(0, 1))
+    return scaler.fit_transform(test_data), scaler
+
+
 # Denoising the data: implementing exponential smoothing
 
 
@@ -139,6 +169,9 @@ def exponential_smoothing(data, gamma=SMOOTHING_GAMMA):
         smoothing = gamma * smoothed[i, 0] + (1 - gamma) * smoothing
         smoothed[i, 0] = smoothing
     return smoothed
+
+
+# Visualising the curves
 
 
 def plot_smoothing(before, after):
@@ -179,6 +212,15 @@ def ema_one_step(train_data, gamma=EMA_GAMMA):
     return predictions, float(0.5 * np.mean((predictions[1:] - values[1:]) ** 2))
 
 
+def one_step_predictions(train_smooth):
+    """Both moving averages on the smoothed training data, and their errors printed."""
+    sma, sma_error = sma_one_step(train_smooth)
+    ema, ema_error = ema_one_step(train_smooth)
+    print(f"MSE error for standard averaging: {sma_error:.5f}")
+    print(f"MSE error for EMA averaging: {ema_error:.5f}")
+    return dict(sma=sma, sma_error=sma_error, ema=ema, ema_error=ema_error)
+
+
 def plot_one_step(series, predictions, start, dates, title):
     """A one-step baseline's predictions over the smoothed training data."""
     fig, ax = plt.subplots(figsize=(12, 5), layout="tight")
@@ -202,7 +244,21 @@ def create_dataset(dataset, look_back=LOOK_BACK, foresight=FORESIGHT):
     return np.array(X).reshape(-1, look_back), np.array(Y)
 
 
-# The lesson's data steps, in its order
+# Reshaping the data
+
+
+def reshape_data(x, framing="features"):
+    """Windows (samples, look_back) as the networks take them, in float32.
+
+    framing "features" is the lesson's (samples, 1, look_back): one time step holding all
+    7 days, so a recurrent layer never recurs (its recurrent kernel never trains).
+    "timesteps" is (samples, look_back, 1): the layers recur over the days.
+    """
+    shape = (1, x.shape[1]) if framing == "features" else (x.shape[1], 1)
+    return np.reshape(x, (x.shape[0], *shape)).astype("float32")
+
+
+# All the data steps above, in the chapter's order
 
 
 def prepare_data(
@@ -214,39 +270,16 @@ def prepare_data(
     normalization_window=NORMALIZATION_WINDOW,
     framing="features",
 ):
-    """Mid prices, split, window normalisation, smoothing, one-step baselines, windows.
-
-    framing "features" is the lesson's (samples, 1, look_back): one time step holding all
-    7 days, so a recurrent layer never recurs (its recurrent kernel never trains).
-    "timesteps" is (samples, look_back, 1): the layers recur over the days.
-    """
-    # from DataFrame to tensors: the mid prices
-    high_prices = aal.loc[:, "high"].values
-    low_prices = aal.loc[:, "low"].values
-    mid_prices = (high_prices + low_prices) / 2.0
-    sizes = split_sizes(len(mid_prices))
-    train_size, test_size = train_size or sizes[0], test_size or sizes[1]
-    # splitting the data
-    train_data = mid_prices[:train_size].reshape(-1, 1)
-    test_data = mid_prices[train_size : train_size + test_size].reshape(-1, 1)
-    print(f"{len(train_data)} training and {len(test_data)} total testing instances")
-    # normalise the training data window by window; the test data on itself (a leak)
+    """Mid prices, split, window normalisation, smoothing, one-step baselines, windows."""
+    mid_prices = get_mid_prices(aal)
+    train_data, test_data = split_data(mid_prices, train_size, test_size)
     train_norm = window_normalise(train_data, normalization_window)
-    scaler = MinMaxScaler(feature_range=(0, 1))
-    test_scaled = scaler.fit_transform(test_data)
-    # smooth the training data (the test data is left as it is, as in the lesson)
-    train_smooth = exponential_smoothing(train_norm)
-    sma, sma_error = sma_one_step(train_smooth)
-    ema, ema_error = ema_one_step(train_smooth)
-    print(f"MSE error for standard averaging: {sma_error:.5f}")
-    print(f"MSE error for EMA averaging: {ema_error:.5f}")
-    # creating sequences of observations
+    test_scaled, scaler = normalise_test(test_data)
+    train_smooth = exponential_smoothing(train_norm)  # the test data stays as it is
+    one_step = one_step_predictions(train_smooth)
     x_train, y_train = create_dataset(train_smooth, look_back, foresight)
     x_test, y_test = create_dataset(test_scaled, look_back, foresight)
-    # reshaping the data
-    shape = (1, look_back) if framing == "features" else (look_back, 1)
-    x_train = np.reshape(x_train, (x_train.shape[0], *shape)).astype("float32")
-    x_test = np.reshape(x_test, (x_test.shape[0], *shape)).astype("float32")
+    x_train, x_test = reshape_data(x_train, framing), reshape_data(x_test, framing)
     print(f"x_train {x_train.shape}, x_test {x_test.shape}")
     return dict(
         mid_prices=mid_prices,
@@ -257,10 +290,7 @@ def prepare_data(
         train_smooth=train_smooth[:, 0],
         test_scaled=test_scaled[:, 0],
         scaler=scaler,
-        sma=sma,
-        sma_error=sma_error,
-        ema=ema,
-        ema_error=ema_error,
+        **one_step,
         x_train=x_train,
         y_train=y_train,
         x_test=x_test,
@@ -286,6 +316,9 @@ def plot_data(data, ticker):
 # Baseline neural networks: building a feedforward network
 # Every model starts with keras.Input(shape=...): Keras 3's form of the chapter's
 # input_shape=(1, 7). Shapes: the lesson's framing, [batch, 1, 7].
+# The chapter's functions also compile their model; ours only define it, and fit_network
+# compiles it, so the loss, the optimizer and SPEED apply in one place. simple_gru's extra
+# metrics=['mean_absolute_error'] is dropped: it repeats the MAE loss and changes no number.
 
 
 def feed_forward(input_shape=(1, 7)):
@@ -304,8 +337,9 @@ def feed_forward(input_shape=(1, 7)):
 
 
 def simple_gru(input_shape=(1, 7)):
-    """Keras 3's GRU has reset_after=True (3,969 parameters; Keras 2: 3,873) and a sigmoid
-    recurrent activation (Keras 2: hard_sigmoid; the LSTMs below change the same way)."""
+    """Keras 3's GRU has reset_after=True (the model's 3,969 parameters; the book's Keras 2.2:
+    3,873) and a sigmoid recurrent activation (the book's Keras 2.2: hard_sigmoid; the LSTMs
+    below change the same way)."""
     return keras.Sequential(
         [
             keras.Input(shape=input_shape),
@@ -353,7 +387,8 @@ ALL_NETWORKS = [feed_forward, simple_gru, simple_lstm, lstm_stacked]
 
 
 def plot_losses(history, name, val_label="test set"):
-    """Training and validation loss per epoch."""
+    """Training and validation loss per epoch. The chapter's plot_losses(network) takes fit's
+    History and shows it; this takes its history dict and a title, and returns the figure."""
     fig, ax = plt.subplots(figsize=(8, 4), layout="tight")
     epochs = np.arange(1, len(history["loss"]) + 1)
     ax.plot(epochs, history["loss"], label="loss")
@@ -364,7 +399,9 @@ def plot_losses(history, name, val_label="test set"):
 
 
 def plot_predictions(preds, y_test, scaler, name):
-    """Predictions against the actual test labels, both back in prices."""
+    """Predictions against the actual test labels, both back in prices. The chapter's
+    plot_predictions(model, y_test) predicts x_test itself with the global scaler; this
+    takes the predictions fit_network made once, and the scaler, and returns the figure."""
     preds = scaler.inverse_transform(np.reshape(preds, (-1, 1)))
     actual = scaler.inverse_transform(np.reshape(y_test, (-1, 1)))
     fig, ax = plt.subplots(figsize=(12, 6), layout="tight")
@@ -388,6 +425,7 @@ def fit_network(
     loss="mae",
     optimizer="adam",
     callbacks=(),
+    summary=True,
     plot=True,
     verbose=1,
 ):
@@ -420,9 +458,10 @@ def fit_network(
     test_loss = model.evaluate(x_test, y_test, verbose=0)
     # make predictions
     preds = model.predict(x_test, batch_size=batch_size, verbose=0)[:, 0]
+    if summary:
+        model.summary()
     figures = {}
     if plot:
-        model.summary()
         figures[f"losses_{name}"] = plot_losses(network.history, name)
         figures[f"predictions_{name}"] = plot_predictions(preds, y_test, data["scaler"], name)
     return dict(
@@ -457,6 +496,7 @@ def run_lesson(epochs=EPOCHS, batch_size=BATCH_SIZE, seed=7, callbacks=(), plot=
         plot=plot,
         verbose=verbose,
     )
+    # Visualising the results
     scaler, actual = data["scaler"], data["y_test"].reshape(-1, 1)
     for name, result in results.items():
         figures.update(result.pop("figures"))

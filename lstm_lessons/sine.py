@@ -19,7 +19,7 @@ from keras import layers
 from . import cli
 from .outputs import mean_std, print_table, save_figure, save_json, save_model
 from .parallel import check_memory, run_trainings
-from .training import copy_model, random_streams, reuse_compiled, train_network, training_cost
+from .training import copy_model, fit_recorded, random_streams, reuse_compiled, training_cost
 
 # --quick: the grid of --experiment length shrinks too (4 trainings, seconds each)
 QUICK_GRID = dict(lengths="25,50", cells="5,10", n_trains="500")
@@ -307,7 +307,7 @@ def train_model(lesson, name, seed, args, keep=False):
     model = define(name, args, lesson)
     model.compile(loss="mae", optimizer="adam", **lesson.SPEED)
     model = reuse_compiled(model)
-    fit = train_network(model, X, y, args.epochs, args.batch_size, args.verbose)
+    fit = fit_recorded(model, X, y, args.epochs, args.batch_size, args.verbose)
     start = time.perf_counter()
     yhat_eval = predict(model, X_eval)
     loss = keras.ops.mean(keras.losses.mean_absolute_error(y_eval, yhat_eval))

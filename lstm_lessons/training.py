@@ -116,7 +116,7 @@ def _without_names(config):
     return config
 
 
-def train_network(model, x, y, epochs, batch_size, verbose=1, validation_data=None, callbacks=()):
+def fit_recorded(model, x, y, epochs, batch_size, verbose=1, validation_data=None, callbacks=()):
     """model.fit, plus a record of the logs after every call of batches, and a clean Ctrl-C.
 
     Returns {"history": each epoch's logs (Keras's History), "batches": the logs Keras

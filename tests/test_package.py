@@ -1,5 +1,5 @@
 """The package's shared helpers, which every script uses: Ctrl-C, the per-batch record of
-train_network, the random streams, the summary over seeds and the speed settings.
+fit_recorded, the random streams, the summary over seeds and the speed settings.
 """
 
 import os
@@ -76,16 +76,16 @@ def test_a_finished_fit_puts_the_handler_back_and_a_second_ctrl_c_interrupts_at_
 
 
 # ---------------------------------------------------------------------------
-# train_network: the per-batch record is right for any steps_per_execution
+# fit_recorded: the per-batch record is right for any steps_per_execution
 # ---------------------------------------------------------------------------
 
 RECORDER_CHECK = """
 import numpy as np, keras
-from lstm_lessons.training import train_network
+from lstm_lessons.training import fit_recorded
 model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
 model.compile(loss="mse", optimizer="sgd", steps_per_execution=5)
 x, y = np.ones((230, 4), "float32"), np.ones((230, 1), "float32")
-batches = train_network(model, x, y, epochs=2, batch_size=10, verbose=0)["batches"]
+batches = fit_recorded(model, x, y, epochs=2, batch_size=10, verbose=0)["batches"]
 print(batches["step"], batches["epoch_step"], len(batches["loss"]))
 """
 # 23 batches per epoch in calls of 5: Keras reports batches 5, 10, 15, 20 and the short
@@ -95,15 +95,15 @@ RECORDER_EXPECTED = (
 )
 
 
-def test_train_network_records_the_last_batch_of_each_call_clipped_to_the_epoch():
+def test_fit_recorded_records_the_last_batch_of_each_call_clipped_to_the_epoch():
     import keras
 
-    from lstm_lessons.training import train_network
+    from lstm_lessons.training import fit_recorded
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(loss="mse", optimizer="sgd", steps_per_execution=5)
     x, y = np.ones((230, 4), "float32"), np.ones((230, 1), "float32")  # a loss that falls
-    result = train_network(model, x, y, epochs=2, batch_size=10, verbose=0)
+    result = fit_recorded(model, x, y, epochs=2, batch_size=10, verbose=0)
     batches = result["batches"]
     assert f"{batches['step']} {batches['epoch_step']} {len(batches['loss'])}" == RECORDER_EXPECTED
     # each call's own running mean, not one value seen ten times: the last of each epoch is
@@ -114,7 +114,7 @@ def test_train_network_records_the_last_batch_of_each_call_clipped_to_the_epoch(
 
 
 @pytest.mark.parametrize("backend", ["jax"])
-def test_train_network_record_on_another_backend(backend):
+def test_fit_recorded_record_on_another_backend(backend):
     done = subprocess.run(
         [sys.executable, "-c", RECORDER_CHECK],
         capture_output=True,
@@ -176,18 +176,18 @@ def test_speed_settings_per_backend(monkeypatch, backend, expected):
 
 
 # ---------------------------------------------------------------------------
-# train_network gives fit its steps and batched validation: the same numbers, faster
+# fit_recorded gives fit its steps and batched validation: the same numbers, faster
 # ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("n_val", [70, 64])  # a short last batch; whole batches only
-def test_train_network_gives_the_same_losses_as_a_plain_fit_with_validation(n_val):
+def test_fit_recorded_gives_the_same_losses_as_a_plain_fit_with_validation(n_val):
     """The GRU with recurrent dropout draws random masks in validation too, so this also
     fails if the validation batches changed (a one-batch validation moved its losses), and
     with 64 rows if their static shape did (Keras's are (16, 7, 1) then, not (None, 7, 1))."""
     import keras
 
-    from lstm_lessons.training import train_network
+    from lstm_lessons.training import fit_recorded
 
     rng = np.random.default_rng(0)
     x, y = rng.random((203, 7, 1), "float32"), rng.random((203, 1), "float32")
@@ -201,7 +201,7 @@ def test_train_network_gives_the_same_losses_as_a_plain_fit_with_validation(n_va
         return net
 
     plain = model().fit(x, y, batch_size=16, epochs=4, verbose=0, validation_data=(x_val, y_val))
-    ours = train_network(model(), x, y, 4, 16, verbose=0, validation_data=(x_val, y_val))
+    ours = fit_recorded(model(), x, y, 4, 16, verbose=0, validation_data=(x_val, y_val))
     assert ours["history"]["loss"] == plain.history["loss"]
     assert ours["history"]["val_loss"] == plain.history["val_loss"]
 

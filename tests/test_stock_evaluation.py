@@ -3,6 +3,7 @@ protocol's rolling origins and fold preparation (nothing after an origin leaks i
 Diebold-Mariano against cases worked by hand, and the exercises' optimizer, loss and scale."""
 
 import json
+from types import SimpleNamespace
 from unittest import mock
 
 import keras
@@ -37,13 +38,22 @@ def test_four_step_baselines_forecast_the_networks_targets():
     series = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
     x, y = slc.create_dataset(series.reshape(-1, 1), look_back=2, foresight=2)
     np.testing.assert_array_equal(y, [16.0, 32.0, 64.0])  # 3 windows
-    forecasts = baselines.baseline_forecasts({"test": {"series": series}}, 2, 2)
+    forecasts = baselines.baseline_forecasts({"test": {"series": series}}, slc, 2, 2)
     np.testing.assert_array_equal(forecasts["naive"]["test"], x[:, -1])  # [2, 4, 8]
     # SMA over the last 26 values up to each window's end (here: all so far)
     np.testing.assert_allclose(forecasts["sma_26"]["test"], [1.5, 7 / 3, 15 / 4])
     # EMA with gamma 0.5 started at the first value: 1, 1.5, 2.75, 5.375
     np.testing.assert_allclose(forecasts["ema_0.5"]["test"], [1.5, 2.75, 5.375])
     assert baselines.mae(y, x[:, -1]) == pytest.approx((14 + 28 + 56) / 3)
+
+
+def test_the_baselines_take_the_lessons_sma_window_and_ema_gamma():
+    series = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
+    lesson = SimpleNamespace(SMA_WINDOW=2, EMA_GAMMA=0.75)  # as if the script changed them
+    forecasts = baselines.baseline_forecasts({"test": {"series": series}}, lesson, 2, 2)
+    assert set(forecasts) == {"naive", "sma_2", "ema_0.75"}
+    np.testing.assert_allclose(forecasts["sma_2"]["test"], [1.5, 3.0, 6.0])
+    np.testing.assert_allclose(forecasts["ema_0.75"]["test"], [1.25, 1.9375, 3.453125])
 
 
 def test_the_sma_and_ema_levels_match_plain_loops():
@@ -115,6 +125,7 @@ def test_baselines_by_hand():
         (x_train, x_train @ [1, 1]),
         np.array([[1.0, 1], [2, 2]]),
         to_price=lambda values: np.asarray(values) * 100,
+        lesson=slc,
     )
     np.testing.assert_allclose(prices["naive"], [20, 19])
     slope = (17 - 10) / 7  # the training rows' mean daily step, days 0..7
@@ -253,7 +264,7 @@ def test_a_folds_preparation_sees_only_rows_up_to_its_origin(values, noise, orig
 
     with mock.patch.object(baselines, "fit_ses_alpha", spy):
         (setup, known), (setup2, known2) = (
-            evaluation.prepare_fold(series, t, fold, args) for series in (mid, changed)
+            evaluation.prepare_fold(series, t, fold, args, slc) for series in (mid, changed)
         )
     for part in ("train", "val"):
         np.testing.assert_array_equal(setup["frames"][part], setup2["frames"][part])
@@ -270,18 +281,22 @@ def test_a_folds_preparation_sees_only_rows_up_to_its_origin(values, noise, orig
             past.max(),
         )
     step = (past[-1] - past[0]) / origin  # drift: the mean daily step up to the origin
-    np.testing.assert_allclose(known["forecasts"]["drift"] - known["last_price"], 4 * step)
-    np.testing.assert_allclose(known2["forecasts"]["drift"] - known2["last_price"], 4 * step)
+    np.testing.assert_allclose(
+        known["forecasts"]["drift"] - known["last_price"], 4 * step, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        known2["forecasts"]["drift"] - known2["last_price"], 4 * step, atol=1e-9
+    )
     assert len(seen) == 2 and all(np.array_equal(s, past) for s in seen)  # SES's alpha
 
 
 def test_the_strict_folds_faster_path_gives_the_lessons_numbers():
-    """run_network (the package's train_network, validation batches, direct calls) trains
+    """run_network (the package's fit_recorded, validation batches, direct calls) trains
     a network exactly as the lesson's fit_network does on the same data and seed."""
     mid = 30 + np.sin(np.arange(400) / 9.0) + np.arange(400) / 50.0
     t, (fold,) = evaluation.rolling_folds(400, 300, 100, 1, 7, 4)
     args = parse(["--protocol", "strict", "--epochs", "3", "--verbose", "0"])
-    setup, _ = evaluation.prepare_fold(mid, t, fold, args)
+    setup, _ = evaluation.prepare_fold(mid, t, fold, args, slc)
     frames, splits = setup["frames"], setup["splits"]
     fast = networks.run_network(slc.simple_gru, setup, args, seed=3, reuse=False)  # dropout
     data = {"x_train": frames["train"], "y_train": splits["train"]["y"]}

@@ -12,8 +12,10 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 from sklearn.linear_model import LinearRegression
 
-SMA_WINDOW, EMA_GAMMA = 26, 0.5  # the chapter's
-BASELINES = ("naive", f"sma_{SMA_WINDOW}", f"ema_{EMA_GAMMA}")
+
+def baseline_names(lesson):
+    """naive, and the lesson's SMA and EMA named by its SMA_WINDOW and EMA_GAMMA."""
+    return "naive", f"sma_{lesson.SMA_WINDOW}", f"ema_{lesson.EMA_GAMMA}"
 
 
 def mae(y_true, y_pred):
@@ -26,7 +28,7 @@ def origins(n_values, look_back, foresight):
     return np.arange(max(0, n_values - look_back - foresight)) + look_back - 1
 
 
-def sma_levels(series, window_size=SMA_WINDOW):
+def sma_levels(series, window_size):
     """On every day, the mean of the last window_size values (fewer at the start)."""
     return pd.Series(np.ravel(series)).rolling(window_size, min_periods=1).mean().to_numpy()
 
@@ -44,23 +46,23 @@ def drift_forecast(last_prices, past, horizon):
     return np.asarray(last_prices) + horizon * (past[-1] - past[0]) / (len(past) - 1)
 
 
-def baseline_forecasts(splits, look_back=7, foresight=3):
+def baseline_forecasts(splits, lesson, look_back=7, foresight=3):
     """Each baseline's forecasts of every split's labels: {baseline: {split: forecasts}}.
 
-    splits: {name: {"series": the split's values}}. naive: each window's last value;
-    SMA and EMA: their level on that day (an EMA forecasts every step ahead with the same
-    value, as the chapter explains). The EMA starts at the split's first value rather than
-    the lesson's 0, so the first windows are not pulled towards zero; pandas' alpha weights
-    the new value: 1 - gamma.
+    lesson: the script's namespace (SMA_WINDOW, EMA_GAMMA). splits: {name: {"series": the
+    split's values}}. naive: each window's last value; SMA and EMA: their level on that day
+    (an EMA forecasts every step ahead with the same value, as the chapter explains). The
+    EMA starts at the split's first value rather than the lesson's 0, so the first windows
+    are not pulled towards zero; pandas' alpha weights the new value: 1 - gamma.
     """
-    naive, sma, ema = BASELINES
+    naive, sma, ema = baseline_names(lesson)
     forecasts = {naive: {}, sma: {}, ema: {}}
     for name, split in splits.items():
         series = np.ravel(split["series"]).astype(float)
         days = origins(len(series), look_back, foresight)
         forecasts[naive][name] = series[days]
-        forecasts[sma][name] = sma_levels(series)[days]
-        forecasts[ema][name] = smoothed_levels(series, alpha=1 - EMA_GAMMA)[days]
+        forecasts[sma][name] = sma_levels(series, lesson.SMA_WINDOW)[days]
+        forecasts[ema][name] = smoothed_levels(series, alpha=1 - lesson.EMA_GAMMA)[days]
     return forecasts
 
 
@@ -74,7 +76,7 @@ def fit_ses_alpha(past):
     return float(minimize_scalar(squared_errors, bounds=(0.01, 1.0), method="bounded").x)
 
 
-def baseline_prices(mid, t, origin, horizon, train_xy, x_test, to_price):
+def baseline_prices(mid, t, origin, horizon, train_xy, x_test, to_price, lesson):
     """Every baseline's price forecast for the windows ending on days t (strict protocol).
 
     drift, AR and SES learn from the rows up to the fold's origin only. SMA, EMA and
@@ -82,14 +84,14 @@ def baseline_prices(mid, t, origin, horizon, train_xy, x_test, to_price):
     """
     past = mid[: origin + 1]
     ar = LinearRegression().fit(*train_xy)  # least squares on the same 7-day windows
-    naive, sma, ema = BASELINES
+    naive, sma, ema = baseline_names(lesson)
     return {
         "naive": mid[t],
         "drift": drift_forecast(mid[t], past, horizon),
         "ar": to_price(ar.predict(x_test)),
         "ses": smoothed_levels(mid, fit_ses_alpha(past))[t],
-        sma: sma_levels(mid)[t],
-        ema: smoothed_levels(mid, 1 - EMA_GAMMA)[t],
+        sma: sma_levels(mid, lesson.SMA_WINDOW)[t],
+        ema: smoothed_levels(mid, 1 - lesson.EMA_GAMMA)[t],
     }
 
 

@@ -27,7 +27,7 @@ from ..parallel import run_trainings
 from ..training import training_cost
 from .baselines import baseline_prices, mae, naive_scale
 from .data import data_record, describe_stock, load_stock, resolve_tickers
-from .forecast import forecast_ahead, frame_inputs, input_shape_for, to_prices, window_arrays
+from .forecast import forecast_ahead, to_prices, window_arrays
 from .networks import add_cost, one_training, plot_all_losses, report_network, training_settings
 
 VAL_FRACTION = 0.2  # the last 20% of a fold's training windows validate
@@ -53,12 +53,13 @@ def rolling_folds(n_rows, first_target, n_targets, folds, look_back, horizon):
     ]
 
 
-def prepare_fold(mid, t, fold, args):
+def prepare_fold(mid, t, fold, args, lesson):
     """One origin, fitted on what is known there: the networks' data and the baselines.
 
     Returns (setup, known): setup, what every network of the fold trains and is scored on
     (see run_network); known, what score_fold needs: the baselines' price forecasts, the
-    scaler, the targets. The networks train in between (one_training, --jobs).
+    scaler, the targets. The networks train in between (one_training, --jobs). lesson: the
+    script's namespace (its reshape_data, SMA_WINDOW and EMA_GAMMA).
     """
     horizon, origin, train, test = args.foresight + 1, fold["origin"], fold["train"], fold["test"]
     scaler = None  # log-return: the values are already scale-free
@@ -70,16 +71,16 @@ def prepare_fold(mid, t, fold, args):
     def to_price(values):
         return to_prices(values, mid, t_test, args.target, scaler)
 
-    forecasts = baseline_prices(
-        mid, t_test, origin, horizon, (x[train], y[train]), x[test], to_price
-    )
+    train_xy = (x[train], y[train])
+    forecasts = baseline_prices(mid, t_test, origin, horizon, train_xy, x[test], to_price, lesson)
     n_val = round(len(train) * VAL_FRACTION)
     parts = {"train": train[:-n_val], "val": train[-n_val:], "test": test}
     setup = {
-        "frames": {name: frame_inputs(x[rows], args.framing) for name, rows in parts.items()},
+        "frames": {
+            name: lesson.reshape_data(x[rows], args.framing) for name, rows in parts.items()
+        },
         "splits": {name: {"y": y[rows]} for name, rows in parts.items()},
         "to_price": to_price,
-        "input_shape": input_shape_for(args.framing, args.look_back),
     }
     known = {
         "forecasts": forecasts,
@@ -174,7 +175,7 @@ def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir, less
     prepared, trainings = [], []
     for k, fold in enumerate(folds, start=1):
         t0 = time.perf_counter()
-        prepared.append((*prepare_fold(mid, t, fold, args), time.perf_counter() - t0))
+        prepared.append((*prepare_fold(mid, t, fold, args, lesson), time.perf_counter() - t0))
         targets = t[fold["test"]] + horizon
         heading = (
             f"fold {k}/{len(folds)}: origin {dates[fold['origin']]}; trains on "

@@ -11,20 +11,9 @@ from sklearn.preprocessing import MinMaxScaler
 
 from ..outputs import print_table, save_figure
 from ..parallel import run_trainings
-from ..training import reuse_compiled, train_network
+from ..training import fit_recorded, reuse_compiled
 from .baselines import drift_forecast
 from .networks import define_and_compile, predict_splits
-
-
-def input_shape_for(framing, look_back):
-    """features: the lesson's (1, look_back); timesteps: (look_back, 1)."""
-    return (1, look_back) if framing == "features" else (look_back, 1)
-
-
-def frame_inputs(x, framing="features"):
-    """Windows shaped for the networks, as the lesson's prepare_data shapes them."""
-    x = np.asarray(x, dtype="float32")
-    return x.reshape(len(x), *input_shape_for(framing, x.shape[1]))
 
 
 def window_arrays(mid, t, look_back, horizon, target, scaler):
@@ -71,7 +60,8 @@ def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir, lesson)
         f"windows), epochs {', '.join(f'{n} {e}' for n, e in epochs.items())}"
     )
     forecasts = {"naive": mid[last], "drift": float(drift_forecast(mid[last], mid, horizon))}
-    frames = {"train": frame_inputs(x, args.framing), "now": frame_inputs(x_now, args.framing)}
+    frames = {"train": x, "now": x_now}
+    frames = {name: lesson.reshape_data(frame, args.framing) for name, frame in frames.items()}
     networks = {net.__name__: net for net in lesson.ALL_NETWORKS}
     refits = []
     for name in args.models:
@@ -138,9 +128,9 @@ def refit_network(net, frames, y, args, seed, epochs):
     """One network, one seed, trained on frames["train"] without validation; returns its
     forecast for frames["now"], in the networks' units."""
     keras.utils.set_random_seed(seed)
-    model = define_and_compile(net, input_shape_for(args.framing, args.look_back), args)
+    model = define_and_compile(net, frames["train"].shape[1:], args)
     model = reuse_compiled(model)
-    train_network(model, frames["train"], y, epochs, args.batch_size, 0)
+    fit_recorded(model, frames["train"], y, epochs, args.batch_size, 0)
     return predict_splits(model, {"now": frames["now"]})["now"]  # float32, shape (1,)
 
 

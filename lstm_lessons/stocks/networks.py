@@ -2,7 +2,7 @@
 convergence, the lesson's fit_network in a worker, and a faster path for the strict folds.
 
 The faster path (run_network) trains the lesson's own network functions through the
-package's train_network (step counts, validation batches), reuse_compiled (no retracing
+package's fit_recorded (step counts, validation batches), reuse_compiled (no retracing
 across folds) and direct calls; tests check it gives the lesson's numbers.
 """
 
@@ -19,9 +19,9 @@ from ..outputs import save_figure, save_model
 from ..training import (
     copy_model,
     ctrl_c_callback,
+    fit_recorded,
     reuse_compiled,
     speed_settings,
-    train_network,
 )
 from .baselines import mae
 
@@ -153,6 +153,7 @@ def lesson_training(fit_network, net, data, args, seed, keep_model=False):
         loss=training_loss(args.loss),
         optimizer=make_optimizer(args.optimizer, args.learning_rate),
         callbacks=[timer, ctrl_c_callback()],
+        summary=False,  # train_lesson prints the first seed's
         plot=False,
         verbose=args.verbose,
     )
@@ -189,12 +190,12 @@ def run_network(net, setup, args, seed, reuse=True):
     predict every split, score. reuse: train in an earlier model just like it."""
     frames, splits = setup["frames"], setup["splits"]
     keras.utils.set_random_seed(seed)  # each training reproducible on its own
-    model = define_and_compile(net, setup["input_shape"], args)
+    model = define_and_compile(net, frames["train"].shape[1:], args)
     if reuse:
         model = reuse_compiled(model)
     best, timer = keep_best_epoch(args.epochs), EpochTimes()
     validation = (frames["val"], splits["val"]["y"])
-    fit = train_network(
+    fit = fit_recorded(
         model,
         frames["train"],
         splits["train"]["y"],

@@ -50,7 +50,8 @@ def run_lesson_protocol(args, lesson, train):
 
     # the baselines, scored on exactly the networks' targets
     entries, timings = {}, {"fit": 0.0}
-    for name, forecasts in baseline_forecasts(splits, args.look_back, args.foresight).items():
+    baselines = baseline_forecasts(splits, lesson, args.look_back, args.foresight)
+    for name, forecasts in baselines.items():
         scores = score_splits(splits, forecasts, to_price)
         entries[name] = {"kind": "baseline", "scores": {k: [v] for k, v in scores.items()}}
     # held-out errors in prices, for --forecast's intervals
