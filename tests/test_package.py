@@ -232,7 +232,7 @@ def test_validation_batches_are_the_batches_keras_makes_from_the_arrays(n_val):
 
 
 # ---------------------------------------------------------------------------
-# reuse_compiled: a later training of the same model traces nothing again (issue 13)
+# reuse_compiled: a later training of the same model traces nothing again
 # ---------------------------------------------------------------------------
 
 
