@@ -1,5 +1,6 @@
-"""Training helpers beyond the lesson: seeds and streams, speed settings, reuse of compiled
-models, a per-batch loss record and a clean Ctrl-C, and the same thread counts everywhere."""
+"""Training helpers beyond the lesson: seeds and streams, the cost record, reuse of compiled
+models, a faster fit with a per-batch loss record and a clean Ctrl-C, and the same thread
+counts everywhere."""
 
 import json
 import os
@@ -24,30 +25,6 @@ def random_streams(seed, names):
     """
     children = np.random.SeedSequence(seed).spawn(len(names))
     return {name: np.random.default_rng(child) for name, child in zip(names, children)}
-
-
-def speed_settings(model, steps_per_execution=1, jit_compile="auto", unroll=False):
-    """Apply a script's SPEED to one model, per Keras backend; returns compile's arguments.
-
-    steps_per_execution: batches per call into the backend (1 on PyTorch: Keras refuses
-    more there). jit_compile: XLA, asked for on TensorFlow only (JAX compiles with XLA
-    anyway). unroll: unroll every recurrent layer's time loop, on TensorFlow only (on JAX
-    it made training slower). None of them changes what is learned.
-    """
-    backend = keras.backend.backend()
-    if unroll and backend == "tensorflow":
-        for layer in model.layers:  # a Bidirectional wrapper holds one layer per direction
-            for rnn in (
-                layer,
-                getattr(layer, "forward_layer", None),
-                getattr(layer, "backward_layer", None),
-            ):
-                if isinstance(rnn, keras.layers.RNN):
-                    rnn.unroll = True
-    return {
-        "steps_per_execution": 1 if backend == "torch" else steps_per_execution,
-        "jit_compile": jit_compile if backend == "tensorflow" else "auto",
-    }
 
 
 def training_cost(fit_s, epochs, epochs_kept=None):
@@ -230,12 +207,15 @@ def ctrl_c_callback():
 
 
 def same_thread_counts(threads=1):
-    """Give every backend the same thread counts in every process, before Keras is imported.
+    """Give every backend the same thread counts in every process, before its first operation.
 
-    A sum split over more threads adds in another order, and float rounding then moves the
-    last digits. With the counts fixed, a training gives the same numbers whether it runs
-    here or in a --jobs worker (the workers inherit these variables). One thread is about
-    as fast as two for these small models (benchmarks/RESULTS.md). A value you set wins.
+    TensorFlow and JAX read these variables when they start their thread pools, at their
+    first operation, after the import; PyTorch reads its count at import, so it is set
+    directly too. A sum split over more threads adds in another order, and float rounding
+    then moves the last digits. With the counts fixed, a training gives the same numbers
+    whether it runs here or in a --jobs worker (the workers inherit these variables). One
+    thread is about as fast as two for these small models (benchmarks/README.md). A value
+    you set wins.
     """
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(name, str(threads))  # TensorFlow's two pools; PyTorch's

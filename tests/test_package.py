@@ -146,35 +146,6 @@ def test_mean_std_is_the_sample_std_and_absent_for_one_seed():
     assert mean_std([1.0, 2.0, 3.0]) == pytest.approx({"mean": 2.0, "std": 1.0})  # ddof=1
 
 
-@pytest.mark.parametrize(
-    "backend, expected",
-    [
-        ("tensorflow", {"steps_per_execution": 50, "jit_compile": True}),
-        ("jax", {"steps_per_execution": 50, "jit_compile": "auto"}),  # JAX compiles with XLA anyway
-        ("torch", {"steps_per_execution": 1, "jit_compile": "auto"}),  # Keras refuses more on torch
-    ],
-)
-def test_speed_settings_per_backend(monkeypatch, backend, expected):
-    import keras
-
-    from lstm_lessons.training import speed_settings
-
-    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
-    model = keras.Sequential(
-        [
-            keras.Input((10, 1)),
-            keras.layers.Bidirectional(keras.layers.LSTM(5, return_sequences=True)),
-            keras.layers.LSTM(3),
-        ]
-    )
-    settings = speed_settings(model, steps_per_execution=50, jit_compile=True, unroll=True)
-    assert settings == expected
-    # unrolling reaches both directions of a Bidirectional wrapper, on TensorFlow only
-    wrapper = model.layers[0]
-    unrolled = [wrapper.forward_layer.unroll, wrapper.backward_layer.unroll, model.layers[1].unroll]
-    assert unrolled == [backend == "tensorflow"] * 3
-
-
 # ---------------------------------------------------------------------------
 # fit_recorded gives fit its steps and batched validation: the same numbers, faster
 # ---------------------------------------------------------------------------

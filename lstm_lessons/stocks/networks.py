@@ -21,7 +21,6 @@ from ..training import (
     ctrl_c_callback,
     fit_recorded,
     reuse_compiled,
-    speed_settings,
 )
 from .baselines import mae
 
@@ -170,10 +169,10 @@ def lesson_training(fit_network, net, data, args, seed, keep_model=False):
 
 def define_and_compile(net, input_shape, args):
     """The lesson's network, compiled with the run's loss and optimizer (the lesson's: MAE
-    and Adam) and Keras's default speed settings."""
+    and Adam) and Keras's default speed settings (fit_recorded makes the folds fast)."""
     model = scale_units(net(input_shape), args.scale)
     loss, optimizer = training_loss(args.loss), make_optimizer(args.optimizer, args.learning_rate)
-    model.compile(loss=loss, optimizer=optimizer, **speed_settings(model))
+    model.compile(loss=loss, optimizer=optimizer)
     return model
 
 
