@@ -17,7 +17,9 @@ and predicts the next 5 at once.
 The lesson comes first, in its order: 7.1.3 (what return_sequences changes), 7.2 (the
 problem), 7.3 to 7.6 (define, compile, fit, evaluate, predict) and `run_lesson`, 7.7's
 complete example. Copied down to the line "# Beyond the lesson" into a file of your own,
-it runs alone: add `run_lesson()` (or `run_lesson(**QUICK)`) and `plt.show()`. Below that
+it runs alone: add `run_lesson()` (or `run_lesson(**QUICK)`) and `plt.show()`. run_lesson
+does not run 7.1.3's demonstration: call `print(*demo_return_sequences())` yourself, or run
+the script with `--demo` (a plain run of the script shows it before the lesson). Below that
 line, the command line adds, through the package `lstm_lessons`: two baselines scored on
 the same examples, a vanilla and a many-to-many LSTM, other layer sizes and dropout,
 repeats over seeds, the 7.9 experiment on longer waves, and every figure, model and
@@ -48,6 +50,8 @@ N_TRAIN = 10_000  # fresh training examples (7.4), each seen once
 N_EVAL = 1_000  # fresh evaluation examples (7.5)
 BATCH_SIZE = 10
 EPOCHS = 1
+LOSS = "mae"  # mean absolute error (7.3); the package's trainings compile with these too
+OPTIMIZER = "adam"
 
 # A tiny run of every step, in seconds: run_lesson(**QUICK)
 QUICK = dict(n_train=500, n_eval=200)
@@ -98,7 +102,7 @@ def stacked_lstm(length=LENGTH, output=OUTPUT, units=UNITS, n_layers=N_LAYERS, d
     """
     units = [units] * n_layers if np.isscalar(units) else list(units)
     model = keras.Sequential(name=f"stacked_lstm_{len(units)}_layers")
-    # shapes in the comments: the lesson's sizes (50 time steps, 20 cells)
+    # shapes in the comments: with the lesson's 2 layers of 20 cells and 50 time steps
     model.add(keras.Input(shape=(length, 1)))  # [batch, 50 time steps, 1 feature]
     for u in units[:-1]:
         # hands one vector per time step upward: [batch, 50, 1] -> [batch, 50, 20]
@@ -243,6 +247,13 @@ def plot_prediction(x, y, yhat):
 # --- 7.7 The complete example ---
 
 
+def data_streams(seed):
+    """The seed's independent random streams for the training, evaluation and new examples
+    and the figures, in that order: more training examples never change the evaluation
+    examples. run_lesson draws its data from them, and so do the package's trainings."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
+
+
 def run_lesson(
     n_train=N_TRAIN,
     n_eval=N_EVAL,
@@ -263,21 +274,18 @@ def run_lesson(
     and its prediction, the loss after each call of batches, each step's seconds, and
     (plot=True) the figures by file name. `callbacks`: more Keras callbacks for fit.
     """
-    # one random stream each for the training, evaluation and new examples and the figures
-    # (independent: more training examples never change the evaluation examples)
-    names = ["train", "eval", "predict", "figures"]
-    rng = dict(zip(names, map(np.random.default_rng, np.random.SeedSequence(seed).spawn(4))))
+    train_rng, eval_rng, predict_rng, figures_rng = data_streams(seed)
     start = time.perf_counter()
-    X, y = generate_examples(length, n_train, output, rng["train"])
-    X_eval, y_eval = generate_examples(length, n_eval, output, rng["eval"])
-    X_new, y_new = generate_examples(length, 1, output, rng["predict"])
+    X, y = generate_examples(length, n_train, output, train_rng)
+    X_eval, y_eval = generate_examples(length, n_eval, output, eval_rng)
+    X_new, y_new = generate_examples(length, 1, output, predict_rng)
     seconds = {"data": time.perf_counter() - start}
 
     # 7.3 define model (seeded: the same seed trains the same model)
     keras.utils.set_random_seed(seed)
     model = stacked_lstm(length, output, units, n_layers)
-    # compile: mean absolute error, Adam (SPEED: the speed settings, at the top)
-    model.compile(loss="mae", optimizer="adam", **SPEED)
+    # compile: mean absolute error, Adam (LOSS, OPTIMIZER and SPEED: at the top)
+    model.compile(loss=LOSS, optimizer=OPTIMIZER, **SPEED)
     model.summary()
 
     # 7.4 fit model: one pass over fresh examples, so each example is seen once.
@@ -320,7 +328,7 @@ def run_lesson(
     print(f"y    {y_new[0].round(3)}\nyhat {yhat[0].round(3)}")
     figures = {}
     if plot:
-        figures = plot_problem(rng["figures"])
+        figures = plot_problem(figures_rng)
         figures["loss"] = plot_losses({"stacked LSTM": losses})
         figures["prediction"] = plot_prediction(X_new[0, :, 0], y_new[0], yhat[0])
     return dict(
@@ -362,6 +370,9 @@ LESSON = SimpleNamespace(
     plot_problem=plot_problem,
     plot_losses=plot_losses,
     plot_prediction=plot_prediction,
+    data_streams=data_streams,
+    LOSS=LOSS,
+    OPTIMIZER=OPTIMIZER,
     SPEED=SPEED,
 )
 

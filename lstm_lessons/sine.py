@@ -1,7 +1,8 @@
 """Lesson 7's extensions (stacked_lstm_damped_sine.py): options, two baselines, the vanilla and
 many-to-many LSTMs, repeats over seeds, the outputs, the 7.9 experiment on longer waves. The
-script passes its lesson in (`lesson`: run_lesson, stacked_lstm, generate_examples, its plots,
-SPEED); this module never imports the script and holds no copy of its code."""
+script passes its lesson in (`lesson`: run_lesson, stacked_lstm, data_streams,
+generate_examples, its plots, LOSS, OPTIMIZER, SPEED); this module never imports the script
+and holds no copy of its code."""
 
 import argparse
 import inspect
@@ -19,11 +20,10 @@ from keras import layers
 from . import cli
 from .outputs import mean_std, print_table, save_figure, save_json, save_model
 from .parallel import check_memory, run_trainings
-from .training import copy_model, fit_recorded, random_streams, reuse_compiled, training_cost
+from .training import copy_model, fit_recorded, reuse_compiled, training_cost
 
 # --quick: the grid of --experiment length shrinks too (4 trainings, seconds each)
 QUICK_GRID = dict(lengths="25,50", cells="5,10", n_trains="500")
-STREAMS = ["train", "eval", "predict", "figures"]  # run_lesson's random streams, in its order
 DATA = "generated: random damped sine waves (period 10-20, decay 0.01-0.1)"
 NAMES = {
     "vanilla_lstm": "vanilla LSTM (1 layer)",
@@ -297,20 +297,20 @@ def train_model(lesson, name, seed, args, keep=False):
     scored()'s results."""
     print(f"7.4 fit {name} (seed {seed}) on {args.n_train:,} examples, batch {args.batch_size}")
     keras.backend.clear_session()  # layer names start again at lstm, lstm_1 (models stay)
-    start, streams = time.perf_counter(), random_streams(seed, STREAMS)
-    sizes = {"train": args.n_train, "eval": args.n_eval, "predict": 1}
+    start, streams = time.perf_counter(), lesson.data_streams(seed)  # run_lesson's streams
+    sizes = (args.n_train, args.n_eval, 1)  # training, evaluation, new examples
     (X, y), (X_eval, y_eval), (X_new, y_new) = (
-        lesson.generate_examples(args.length, n, args.output, streams[k]) for k, n in sizes.items()
+        lesson.generate_examples(args.length, n, args.output, rng) for n, rng in zip(sizes, streams)
     )
     data_s = time.perf_counter() - start
     keras.utils.set_random_seed(seed)
     model = define(name, args, lesson)
-    model.compile(loss="mae", optimizer="adam", **lesson.SPEED)
+    model.compile(loss=lesson.LOSS, optimizer=lesson.OPTIMIZER, **lesson.SPEED)  # run_lesson's
     model = reuse_compiled(model)
     fit = fit_recorded(model, X, y, args.epochs, args.batch_size, args.verbose)
     start = time.perf_counter()
     yhat_eval = predict(model, X_eval)
-    loss = keras.ops.mean(keras.losses.mean_absolute_error(y_eval, yhat_eval))
+    loss = keras.ops.mean(keras.losses.get(lesson.LOSS)(y_eval, yhat_eval))  # as evaluate
     seconds = dict(data=data_s, fit=fit["fit_s"], evaluate=time.perf_counter() - start)
     run = dict(model=model, mae=float(keras.ops.convert_to_numpy(loss)), seconds=seconds)
     run.update(history=fit["history"], losses=fit["batches"], yhat_eval=yhat_eval)
@@ -346,7 +346,7 @@ def train_all(args, lesson, out_dir):
                 print(f"{'predicted':>{len(name) + 33}} {res['yhat_new'].round(3)}")
     # the first seed's figures (made here, never in a worker)
     first, labels = runs[0], model_names(args)
-    figures = lesson.plot_problem(random_streams(seeds[0], STREAMS)["figures"])
+    figures = lesson.plot_problem(lesson.data_streams(seeds[0])[3])  # the figures' stream
     figures["loss"] = lesson.plot_losses({labels[n]: res["losses"] for n, res in first.items()})
     new_wave = (first["stacked_lstm"][k] for k in ("x_new", "y_new", "yhat_new"))
     figures["prediction"] = lesson.plot_prediction(*new_wave)

@@ -280,6 +280,39 @@ def test_the_faster_path_gives_run_lessons_numbers(quick_run):
     assert again["persistence"] == record["metrics"]["persistence"]["mae_per_seed"][0]
 
 
+def test_the_package_compiles_and_draws_data_as_run_lesson_does(monkeypatch):
+    """With the lesson's LOSS and OPTIMIZER edited, run_lesson and the package's trainings
+    still compile alike, and they train on the same examples (both stop as fit starts)."""
+    for name, value in (("LOSS", "mse"), ("OPTIMIZER", "rmsprop")):
+        monkeypatch.setattr(script, name, value)  # what run_lesson's compile line reads
+        monkeypatch.setattr(script.LESSON, name, value)  # what the script passes the package
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def stop(model, X, *_, **__):
+        config = model.get_compile_config()
+        config["optimizer"]["config"].pop("name")  # numbered per model: rmsprop, rmsprop_1
+        seen.append((config, X))
+        raise Stop
+
+    monkeypatch.setattr(sine, "fit_recorded", stop)  # the package's fit
+    monkeypatch.setattr(keras.Model, "fit", stop)  # run_lesson's model.fit
+    args = sine.parse_args(
+        ["--quick", "--n-train", "20", "--n-eval", "10"], script.run_lesson, script.QUICK
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(Stop):
+            sine.train_model(script.LESSON, "stacked_lstm", 7, args)
+        with pytest.raises(Stop):
+            script.run_lesson(n_train=20, n_eval=10, plot=False, verbose=0)
+    (package, X_package), (lesson, X_lesson) = seen
+    assert lesson["loss"] == "mse" and lesson["optimizer"]["class_name"] == "RMSprop"
+    assert package == lesson
+    np.testing.assert_array_equal(X_package, X_lesson)
+
+
 # --- the command line: one --quick run --------------------------------------------
 
 
