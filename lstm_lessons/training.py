@@ -1,6 +1,5 @@
-"""Training helpers beyond the lesson: seeds and streams, the cost record, reuse of compiled
-models, a faster fit with a per-batch loss record and a clean Ctrl-C, and the same thread
-counts everywhere."""
+"""Training helpers beyond the lesson: the cost record, reuse of compiled models, a faster
+fit with a per-batch loss record and a clean Ctrl-C, and the same thread counts everywhere."""
 
 import json
 import os
@@ -15,16 +14,6 @@ from threadpoolctl import threadpool_limits
 
 # reuse_compiled's models, by configuration: this process's, emptied for each run
 _compiled_models = {}
-
-
-def random_streams(seed, names):
-    """Independent NumPy generators, one per name, from one seed.
-
-    np.random.SeedSequence(seed).spawn gives streams that never overlap, so drawing
-    more training data never changes the evaluation data, and so on.
-    """
-    children = np.random.SeedSequence(seed).spawn(len(names))
-    return {name: np.random.default_rng(child) for name, child in zip(names, children)}
 
 
 def training_cost(fit_s, epochs, epochs_kept=None):

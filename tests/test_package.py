@@ -1,5 +1,6 @@
 """The package's shared helpers, which every script uses: Ctrl-C, the per-batch record of
-fit_recorded, the random streams, the summary over seeds and the speed settings.
+fit_recorded, the summary over seeds, reuse of compiled models, --jobs, the thread counts,
+atomic writes and the memory guard.
 """
 
 import os
@@ -125,18 +126,6 @@ def test_fit_recorded_record_on_another_backend(backend):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == RECORDER_EXPECTED
-
-
-def test_random_streams_are_independent_and_reproducible():
-    from lstm_lessons.training import random_streams
-
-    a = random_streams(7, ["train", "eval"])
-    b = random_streams(7, ["train", "eval"])
-    a["train"].random(1000)  # drawing more from one stream never moves another
-    np.testing.assert_array_equal(a["eval"].random(5), b["eval"].random(5))
-    assert not np.array_equal(
-        random_streams(7, ["x"])["x"].random(5), random_streams(8, ["x"])["x"].random(5)
-    )
 
 
 def test_mean_std_is_the_sample_std_and_absent_for_one_seed():
