@@ -31,6 +31,10 @@ def run_trainings(trainings, jobs=1, log_dir=None):
     if jobs == 1 or len(trainings) == 1:
         return [function(*arguments) for _, function, arguments in trainings]
     jobs = min(jobs, len(trainings))
+    # A worker that dies mid-training can leave a lock behind, and loky's resource tracker
+    # (a process it starts, which inherits this) then warns about it at exit, after our one
+    # line. A value you set wins.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
     print(f"{len(trainings)} trainings in {jobs} worker processes (their Keras output is off)")
     log_dir = Path(log_dir or ".")
     calls = [delayed(_in_worker)(name, f, a, log_dir) for name, f, a in trainings]
