@@ -28,7 +28,12 @@ Note: a plain run scores 1,000 fresh evaluation sequences, where the lesson (and
 lesson's 100.
 """
 
+import os
 import time
+
+# TensorFlow reads this once, as it is imported: keep its C++ INFO and WARNING lines out
+# of the output (a value you set wins)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import matplotlib.pyplot as plt

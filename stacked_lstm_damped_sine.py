@@ -33,7 +33,12 @@ number saved to the output folder (`metrics.json`).
     python stacked_lstm_damped_sine.py --help            # every option
 """
 
+import os
 import time
+
+# TensorFlow reads this once, as it is imported: keep its C++ INFO and WARNING lines out
+# of the output (a value you set wins)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import matplotlib.pyplot as plt

@@ -26,8 +26,13 @@ evaluation over rolling origins (MASE, Diebold-Mariano) with `--forecast`.
     python stock_lstm_compare.py --help
 """
 
+import os
 import time
 from pathlib import Path
+
+# TensorFlow reads this once, as it is imported: keep its C++ INFO and WARNING lines out
+# of the output (a value you set wins)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import matplotlib.cbook as cbook

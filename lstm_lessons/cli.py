@@ -1,7 +1,6 @@
 """Options and one-line errors: every bad input gets one line on stderr and exit status 2."""
 
 import argparse
-import os
 import sys
 
 import matplotlib
@@ -67,9 +66,6 @@ def run_main(run, args):
     """Run `run(args)` quietly and headless (unless --show); Ctrl-C: one line, exit 130."""
     if not args.show:
         matplotlib.use("Agg")  # save figures, never open a window
-    # Keep TensorFlow's C++ start-up chatter (INFO and WARNING lines, among them a
-    # "failed call to cuInit" on machines without a GPU) quiet. A value you set wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     training.same_thread_counts()
     training._compiled_models.clear()  # this run's models only
     try:

@@ -535,7 +535,7 @@ def test_the_lesson_part_runs_alone(tmp_path):
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
     }
-    assert modules <= {"time", "keras", "numpy", "matplotlib"}
+    assert modules <= {"os", "time", "keras", "numpy", "matplotlib"}
     (tmp_path / "lesson.py").write_text(lesson)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run(
