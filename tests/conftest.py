@@ -23,3 +23,12 @@ TF_STARTUP = re.compile(r"^(WARNING: All log messages before absl::InitializeLog
 def our_stderr_lines(stderr):
     """The lines of a subprocess's stderr that are ours, without TensorFlow's start-up lines."""
     return [line for line in stderr.strip().splitlines() if not TF_STARTUP.match(line)]
+
+
+# Three AAL rows as Kaggle's all_stocks_5yr.csv has them (columns date,open,high,low,close,
+# volume,Name): their mid prices are the stock chapter's first three, 14.875, 14.635 and 14.305.
+AAL_FIRST_ROWS = [
+    "2013-02-08,15.07,15.12,14.63,14.75,8407500,AAL",
+    "2013-02-11,14.89,15.01,14.26,14.46,8882000,AAL",
+    "2013-02-12,14.45,14.51,14.1,14.27,8126000,AAL",
+]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import AAL_FIRST_ROWS
 
 import lstm_lessons.parallel
 import stock_lstm_compare as slc
@@ -13,13 +14,6 @@ from lstm_lessons.stocks import data as sd
 from lstm_lessons.stocks.options import parse_args
 
 KAGGLE_HEADER = "date,open,high,low,close,volume,Name"
-# Three AAL rows as Kaggle's all_stocks_5yr.csv has them: their mid prices are the
-# chapter's first three, 14.875, 14.635 and 14.305.
-AAL_FIRST_ROWS = [
-    "2013-02-08,15.07,15.12,14.63,14.75,8407500,AAL",
-    "2013-02-11,14.89,15.01,14.26,14.46,8882000,AAL",
-    "2013-02-12,14.45,14.51,14.1,14.27,8126000,AAL",
-]
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import AAL_FIRST_ROWS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,11 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "stock_lstm_compare.py"
 NETWORKS = ["feed_forward", "simple_gru", "simple_lstm", "lstm_stacked"]
 BASELINES = ["naive", "sma_26", "ema_0.5"]
-AAL_FIRST_ROWS = [  # Kaggle's first three AAL rows: mid prices 14.875, 14.635, 14.305
-    "2013-02-08,15.07,15.12,14.63,14.75,8407500,AAL",
-    "2013-02-11,14.89,15.01,14.26,14.46,8882000,AAL",
-    "2013-02-12,14.45,14.51,14.1,14.27,8126000,AAL",
-]
 
 
 @pytest.fixture(autouse=True)
