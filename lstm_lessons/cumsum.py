@@ -21,7 +21,7 @@ from . import outputs
 from .cli import seed_list
 from .outputs import mean_std, print_table, save_figure, save_json, save_model
 from .parallel import check_memory, run_trainings
-from .training import copy_model, ctrl_c_callback, reuse_compiled, training_cost
+from .training import copy_model, ctrl_c_callback, predict_directly, reuse_compiled, training_cost
 
 MERGE_MODES = ("sum", "mul", "concat", "ave")
 COLUMNS = ["model", "params", "loss", "per_step_accuracy", "sequence_accuracy", "fit s", "epochs"]
@@ -99,13 +99,12 @@ def score_labels(y_true, y_pred):
     }
 
 
-def evaluate_directly(model, X, y, chunk=10_000):
+def evaluate_directly(model, X, y):
     """model.evaluate's loss and model.predict's labels, from direct calls, which trace
     (compile) nothing: each new model's evaluate and predict would, and TensorFlow warns
     when many do. The loss is the mean over all steps; evaluate's, a mean of batch means,
     differs in the last float digits."""
-    parts = [model(X[i : i + chunk], training=False) for i in range(0, len(X), chunk)]
-    probs = np.concatenate([keras.ops.convert_to_numpy(part) for part in parts])
+    probs = predict_directly(model, X)
     loss = keras.ops.mean(keras.losses.binary_crossentropy(y.astype(probs.dtype), probs))
     return float(keras.ops.convert_to_numpy(loss)), (probs > 0.5).astype(np.int64)
 

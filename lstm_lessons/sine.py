@@ -20,7 +20,7 @@ from keras import layers
 from . import cli
 from .outputs import mean_std, print_table, save_figure, save_json, save_model
 from .parallel import check_memory, run_trainings
-from .training import copy_model, fit_recorded, reuse_compiled, training_cost
+from .training import copy_model, fit_recorded, predict_directly, reuse_compiled, training_cost
 
 # --quick: the grid of --experiment length shrinks too (4 trainings, seconds each)
 QUICK_GRID = dict(lengths="25,50", cells="5,10", n_trains="500")
@@ -257,20 +257,13 @@ def mae(y_true, y_pred):
     return float(np.mean(np.abs(np.asarray(y_true) - np.asarray(y_pred))))
 
 
-def predict(model, X, chunk=10_000):
-    """The model's outputs for X from direct calls: model.predict's to float rounding,
-    without its compiled loop, which TensorFlow traces again for each new model."""
-    parts = [model(X[i : i + chunk], training=False) for i in range(0, len(X), chunk)]
-    return np.concatenate([keras.ops.convert_to_numpy(part) for part in parts])
-
-
 # --- many trainings: repeats, other models, the grid ------------------------------
 
 
 def scored(run):
     """One training's scores: its MAE and both baselines' on the same evaluation examples."""
     X_eval, y_eval = run["X_eval"], run["y_eval"]
-    yhat = run["yhat_eval"] if "yhat_eval" in run else predict(run["model"], X_eval)
+    yhat = run["yhat_eval"] if "yhat_eval" in run else predict_directly(run["model"], X_eval)
     return dict(
         mae=mae(y_eval, yhat),
         keras_mae=float(run["mae"]),
@@ -309,13 +302,13 @@ def train_model(lesson, name, seed, args, keep=False):
     model = reuse_compiled(model)
     fit = fit_recorded(model, X, y, args.epochs, args.batch_size, args.verbose)
     start = time.perf_counter()
-    yhat_eval = predict(model, X_eval)
+    yhat_eval = predict_directly(model, X_eval)
     loss = keras.ops.mean(keras.losses.get(lesson.LOSS)(y_eval, yhat_eval))  # as evaluate
     seconds = dict(data=data_s, fit=fit["fit_s"], evaluate=time.perf_counter() - start)
     run = dict(model=model, mae=float(keras.ops.convert_to_numpy(loss)), seconds=seconds)
     run.update(history=fit["history"], losses=fit["batches"], yhat_eval=yhat_eval)
     run.update(X_eval=X_eval, y_eval=y_eval, x_new=X_new[0, :, 0], y_new=y_new[0])
-    run["yhat_new"] = predict(model, X_new)[0]
+    run["yhat_new"] = predict_directly(model, X_new)[0]
     return dict(scored(run), **(kept(run) if keep else {}))
 
 

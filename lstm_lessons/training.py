@@ -33,6 +33,14 @@ def training_cost(fit_s, epochs, epochs_kept=None):
     return cost
 
 
+def predict_directly(model, X, chunk=10_000):
+    """The model's outputs for X from direct calls: model.predict's to float rounding,
+    without its compiled loop, which TensorFlow traces again for each new model (and warns
+    when many do)."""
+    parts = [model(X[i : i + chunk], training=False) for i in range(0, len(X), chunk)]
+    return np.concatenate([keras.ops.convert_to_numpy(part) for part in parts])
+
+
 def reuse_compiled(model):
     """An earlier compiled model just like `model`, put in `model`'s state; else `model`.
 
