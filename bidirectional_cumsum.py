@@ -243,6 +243,7 @@ def run_lesson(
 import sys  # noqa: E402
 
 from lstm_lessons import cli, cumsum  # noqa: E402
+from lstm_lessons.parallel import CLUSTER_HELP, cluster_address  # noqa: E402
 
 # a plain run's evaluation set: larger than the lesson's N_EVAL (the docs' numbers use it)
 CLI_N_EVAL = 1_000
@@ -303,6 +304,7 @@ def build_parser():
         help="run the independent trainings (--repeats, --compare-*, --experiment size) in N "
         "worker processes; same numbers as 1, and each worker imports Keras again",
     )
+    add("--cluster", type=cluster_address, metavar="ADDRESS", help=CLUSTER_HELP)
     for option, text in (
         ("--demo", "only show go_backwards and the merge modes on a small input, then stop"),
         ("--compare-directions", "also train forward, backward and bidirectional models"),

@@ -551,7 +551,7 @@ def train_lesson(args, stock, seeds, out_dir):
         for net in nets:
             call = (fit_network, net, data, args, seed, r == 0)
             trainings.append((f"{net.__name__} seed {seed}", lesson_training, call))
-    done = iter(run_trainings(trainings, args.jobs, out_dir))
+    done = iter(run_trainings(trainings, args, out_dir))
     results = [{net: next(done) for net in args.models} for _ in seeds]
     for net, result in results[0].items():  # the first seed's summary and figures
         result["model"].summary()

@@ -5,7 +5,7 @@ import sys
 
 import matplotlib
 
-from . import training
+from . import parallel, training  # modules: parallel imports this one
 
 
 def fail(message):
@@ -63,13 +63,15 @@ def non_negative_int(text):
 
 
 def run_main(run, args):
-    """Run `run(args)` quietly and headless (unless --show); Ctrl-C: one line, exit 130."""
+    """Run `run(args)` headless (unless --show), on --cluster if given; Ctrl-C: one line,
+    exit 130."""
     if not args.show:
         matplotlib.use("Agg")  # save figures, never open a window
     training.same_thread_counts()
     training._compiled_models.clear()  # this run's models only
     try:
-        return run(args)
+        with parallel.cluster(args):  # --cluster: connected before any work, closed after
+            return run(args)
     except KeyboardInterrupt:
         print("interrupted: stopped early; files already written are complete", file=sys.stderr)
         return 130

@@ -21,7 +21,14 @@ from . import outputs
 from .cli import seed_list
 from .outputs import mean_std, print_table, save_figure, save_json, save_model
 from .parallel import check_memory, run_trainings
-from .training import copy_model, ctrl_c_callback, predict_directly, reuse_compiled, training_cost
+from .training import (
+    copy_model,
+    ctrl_c_callback,
+    fit_verbose,
+    predict_directly,
+    reuse_compiled,
+    training_cost,
+)
 
 MERGE_MODES = ("sum", "mul", "concat", "ave")
 COLUMNS = ["model", "params", "loss", "per_step_accuracy", "sequence_accuracy", "fit s", "epochs"]
@@ -130,7 +137,14 @@ def train_model(lesson_fns, define_model, seed, sizes, batch_size, epochs, verbo
     print(f"fit {model.name} (seed {seed}) on {n_train:,} sequences, batch size {batch_size}")
     batches, start = [], time.perf_counter()
     callbacks = [record_batches(batches), ctrl_c_callback()]
-    model.fit(X, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
+    model.fit(
+        X,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=fit_verbose(verbose),
+        callbacks=callbacks,
+    )
     result = {"batches": np.array(batches, ndmin=2), "fit_s": time.perf_counter() - start}
     start = time.perf_counter()
     loss, yhat = evaluate_directly(model, X_eval, y_eval)
@@ -248,7 +262,7 @@ def run_lesson_and_baselines(args, lesson, seeds, record, out_dir):
     for seed, name in todo:
         arguments = (fns, builders[name], seed, sizes, *fit, (seed, name) == keep)
         trainings.append((f"{name}, seed {seed}", train_model, arguments))
-    results = dict(zip(todo, run_trainings(trainings, args.jobs, out_dir)))
+    results = dict(zip(todo, run_trainings(trainings, args, out_dir)))
     same = ("n_timesteps", "merge_mode", "n_train", "n_eval", "n_predict", "batch_size", "epochs")
     same = {key: getattr(args, key) for key in (*same, "seed", "verbose")}
     first = lesson.run_lesson(**same, n_units=args.units, callbacks=[ctrl_c_callback()])
@@ -489,7 +503,7 @@ def run_size_experiment(args, lesson, seeds, record, out_dir):
         arguments = (lesson_fns, define_model, cell, args.n_eval, args.epochs, args.verbose)
         name = "seed {}, {} steps, {} units, {} sequences, batch {}".format(*cell)
         trainings.append((name, size_training, (heading, *arguments)))
-    done = run_trainings(trainings, args.jobs, out_dir)  # [(row, timings)], in order
+    done = run_trainings(trainings, args, out_dir)  # [(row, timings)], in order
     rows = [row for row, _ in done]
     timings = {key: sum(spent[key] for _, spent in done) for key in ("data", "fit", "evaluate")}
     runs = pd.DataFrame(rows)

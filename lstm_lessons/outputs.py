@@ -11,21 +11,21 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .cli import fail
+from . import cli, parallel  # modules: both import this one
 
 
 def prepare_out_dir(path):
     """Create the output folder, or fail with exit 2 before any work starts."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        fail(f"--out-dir {path} is a file, not a folder; pass a folder path")
+        cli.fail(f"--out-dir {path} is a file, not a folder; pass a folder path")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
         probe.touch()
         probe.unlink()
     except OSError as exc:
-        fail(f"cannot write to --out-dir {path} ({exc.strerror}); pass a writable folder")
+        cli.fail(f"cannot write to --out-dir {path} ({exc.strerror}); pass a writable folder")
     return path
 
 
@@ -75,6 +75,7 @@ def run_record(args, seeds, script):
         "seeds": list(seeds),
         "versions": library_versions(),
         "backend": keras.backend.backend(),
+        "cluster": parallel.cluster_record(),  # --cluster: its address and workers
     }
 
 

@@ -1,7 +1,12 @@
-"""--jobs: independent trainings in joblib's worker processes, and the memory guard."""
+"""Independent trainings: here, in --jobs worker processes (joblib), or on a Dask cluster
+(--cluster), under one progress line; and the memory guard."""
 
+import argparse
 import contextlib
+import logging
 import os
+import pickle
+import random
 import signal
 import sys
 import traceback
@@ -9,73 +14,288 @@ from pathlib import Path
 
 from joblib import Parallel, delayed
 from joblib.externals.loky.process_executor import TerminatedWorkerError
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from .cli import fail
-from .outputs import write_atomically
+# modules, not names: cli and outputs import this module too
+from . import cli, outputs, training
+
+# the run's Dask cluster while run_main holds it open (--cluster): its client and record
+_cluster = {}
 
 
-class TrainingFailed(Exception):
-    """A training raised an error in a worker process; its traceback is in a file."""
-
-
-def run_trainings(trainings, jobs=1, log_dir=None):
-    """Run independent trainings one after another (jobs=1), or in `jobs` worker processes.
+def run_trainings(trainings, args, log_dir=None):
+    """Run independent trainings: here, in args.jobs worker processes, or on the cluster.
 
     trainings: a list of (name, function, arguments). Each function(*arguments) seeds
     itself and returns plain results (numbers, arrays, dicts; a Keras model pickles too),
-    so the order and the process do not change them. Returns the results, in order.
-    In the workers (joblib's processes) Keras prints nothing, Ctrl-C is ignored (this
-    process stops them and exits 130), and an error writes its traceback to log_dir and
-    stops the run with one line and exit status 1: a crash there is a bug, not bad input.
+    so neither the order nor the process changes them. Returns the results, in order.
+    One training runs here as asked; more show one progress line (none under --verbose 0)
+    and train with Keras's bars off (--verbose 2's epoch lines stay, here). Away from this
+    process a training prints nothing here, ignores Ctrl-C (this process stops the run,
+    exit 130), and an error stops the run with one line and exit status 1, its traceback
+    saved in log_dir: a crash there is a bug, not bad input.
     """
-    if jobs == 1 or len(trainings) == 1:
-        return [function(*arguments) for _, function, arguments in trainings]
-    jobs = min(jobs, len(trainings))
+    if len(trainings) == 1 and not _cluster:
+        _, function, arguments = trainings[0]
+        return [function(*arguments)]
+    if _cluster:
+        done = _on_cluster(trainings)
+    elif args.jobs > 1:
+        done = _in_processes(trainings, min(args.jobs, len(trainings)))
+    else:
+        done = _here(trainings, quiet=args.verbose != 2)
+    results = [None] * len(trainings)
+    columns = (TextColumn("trainings"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns += (TextColumn("left"), TimeRemainingColumn())
+    with Progress(*columns, disable=args.verbose == 0) as progress:
+        line = progress.add_task("trainings", total=len(trainings))
+        for index, result, error in done:
+            if error is not None:
+                _stop_at(trainings[index][0], error, log_dir)
+            results[index] = result
+            progress.advance(line)
+    return results
+
+
+def _here(trainings, quiet):
+    """The trainings one after another in this process: (index, result, None) each."""
+    for index, (_, function, arguments) in enumerate(trainings):
+        with training.quiet_fits() if quiet else contextlib.nullcontext():
+            result = function(*arguments)
+        yield index, result, None
+
+
+def _away(index, function, arguments):
+    """One training away from this process, in a Dask worker's thread or a joblib worker:
+    Keras's fit output off, no signal or file touched. Returns (index, result, None), or
+    (index, None, the traceback's text) if it raised."""
+    try:
+        with training.quiet_fits():
+            return index, function(*arguments), None
+    except Exception:
+        return index, None, traceback.format_exc()
+
+
+def _stop_at(name, error, log_dir):
+    """A training raised away from here: save its traceback; one line, exit status 1."""
+    slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
+    path = Path(log_dir or ".") / f"failed-{slug}.txt"
+    outputs.write_atomically(path, lambda tmp: Path(tmp).write_text(error))
+    print(f"error: training {name!r} failed in a worker; traceback: {path}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def _in_processes(trainings, jobs):
+    """--jobs: the trainings in joblib's worker processes, yielding each as it finishes."""
     # A worker that dies mid-training can leave a lock behind, and loky's resource tracker
     # (a process it starts, which inherits this) then warns about it at exit, after our one
     # line. A value you set wins.
     os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
     print(f"{len(trainings)} trainings in {jobs} worker processes (their Keras output is off)")
-    log_dir = Path(log_dir or ".")
-    calls = [delayed(_in_worker)(name, f, a, log_dir) for name, f, a in trainings]
-    results = []
+    calls = [delayed(_in_process)(i, f, a) for i, (_, f, a) in enumerate(trainings)]
+    finished = 0
     try:
-        for result in Parallel(n_jobs=jobs, return_as="generator")(calls):
-            results.append(result)
-            print(f"  [{len(results)}/{len(trainings)}] done: {trainings[len(results) - 1][0]}")
-    except TrainingFailed as failed:
-        name, path = failed.args
-        print(f"error: training {name!r} failed in a worker; traceback: {path}", file=sys.stderr)
-        raise SystemExit(1)
+        for outcome in Parallel(n_jobs=jobs, return_as="generator_unordered")(calls):
+            finished += 1
+            yield outcome
     except TerminatedWorkerError:
         print(
-            f"error: a worker process died during training {len(results) + 1} of "
-            f"{len(trainings)} (out of memory?); run with --jobs 1 to see why",
+            f"error: a worker process died with {finished} of {len(trainings)} trainings "
+            "done (out of memory?); run with --jobs 1 to see why",
             file=sys.stderr,
         )
         raise SystemExit(1)
-    return results
 
 
-def _in_worker(name, function, arguments, log_dir):
-    """One training in a worker: Ctrl-C ignored, its output (files 1 and 2) off, an error's
-    traceback saved."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent process handles Ctrl-C
-    saved = [os.dup(1), os.dup(2)]  # TensorFlow's C++ start-up lines go to file 2 directly
+def _in_process(index, function, arguments):
+    """One training in a joblib worker process."""
+    _ignore_the_terminal()
+    return _away(index, function, arguments)
+
+
+def _ignore_the_terminal():
+    """From now on this process ignores Ctrl-C (the parent process stops the run), and its
+    output goes nowhere: files 1 and 2, so TensorFlow's C++ start-up lines too."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)
+    os.dup2(quiet, 2)
+    os.close(quiet)
+
+
+@contextlib.contextmanager
+def _new_processes_ignore_the_terminal():
+    """Processes started within it inherit _ignore_the_terminal's state; this one gets its
+    Ctrl-C and output back after."""
+    saved, previous = [os.dup(1), os.dup(2)], signal.getsignal(signal.SIGINT)
+    _ignore_the_terminal()
     try:
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-            os.dup2(quiet.fileno(), 1)
-            os.dup2(quiet.fileno(), 2)
-            return function(*arguments)
-    except Exception:
-        slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
-        path = log_dir / f"failed-{slug}.txt"
-        write_atomically(path, lambda tmp: Path(tmp).write_text(traceback.format_exc()))
-        raise TrainingFailed(name, str(path))
+        yield
     finally:
         for fd, copy in enumerate(saved, start=1):
             os.dup2(copy, fd)
             os.close(copy)
+        signal.signal(signal.SIGINT, previous)
+
+
+# --- --cluster: Dask's distributed scheduler -------------------------------------------
+
+CLUSTER_HELP = (
+    "run the trainings on a Dask cluster instead: a scheduler's address (tcp://host:8786, or "
+    "tls:// with Dask's TLS settings), or local:N for N one-thread worker processes here; "
+    'needs pip install "dask[distributed]"'
+)
+
+
+def cluster_address(text):
+    """argparse type for --cluster: local:N (N >= 1), or a scheduler's address."""
+    if text.startswith("local:"):
+        cli.positive_int(text[len("local:") :])  # raises argparse's error for a bad N
+    elif not text.strip() or " " in text:
+        expected = "local:N or a Dask scheduler's address such as tcp://host:8786"
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return text
+
+
+@contextlib.contextmanager
+def cluster(args):
+    """With --cluster: the run's Dask client, connected and checked before any work, and
+    closed at the end (Ctrl-C too: its tasks are cancelled). Bad input (exit 2): --jobs
+    with it, no Dask installed, no scheduler answering or no worker within 10 seconds."""
+    if not args.cluster:
+        yield
+        return
+    if args.jobs > 1:
+        cli.fail("give --jobs (this machine's processes) or --cluster, not both")
+    try:  # only here: Dask is optional
+        import dask.sizeof
+        from distributed import Client, LocalCluster, WorkerPlugin
+    except ImportError:
+        cli.fail('--cluster needs Dask\'s distributed scheduler: pip install "dask[distributed]"')
+    address, local = args.cluster, args.cluster.startswith("local:")
+    with contextlib.ExitStack() as stack:
+        where = address
+        if local:  # listening on this machine only (its status pages too, on any free port)
+            n = int(address[len("local:") :])
+            print(f"starting a local Dask cluster of {n} worker processes")
+            with _new_processes_ignore_the_terminal():  # they share this terminal
+                where = LocalCluster(
+                    n,
+                    threads_per_worker=1,
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0",
+                    silence_logs=logging.CRITICAL,
+                )
+            stack.enter_context(where)
+        try:
+            client = stack.enter_context(Client(where, timeout="10s"))
+        except OSError:
+            cli.fail(f"--cluster {address}: no Dask scheduler answered within 10 seconds")
+        except ValueError as error:  # e.g. an unknown protocol
+            cli.fail(f"--cluster {address}: not an address Dask can reach ({error})")
+        try:
+            client.wait_for_workers(1, timeout=10)
+        except TimeoutError:
+            cli.fail(f"--cluster {address}: the Dask scheduler has no worker (waited 10 seconds)")
+
+        class Setup(WorkerPlugin):
+            """Each worker's set-up, in its main thread, before any training (a restarted
+            or a new worker's too)."""
+
+            def setup(self, worker):
+                # Keras draws its weights' seeds from Python's global random generator, and
+                # Dask's sizeof samples from it too, at every heartbeat of the worker's
+                # event loop: without a generator of its own, a seeded training would not
+                # give the same numbers twice.
+                dask.sizeof.random = random.Random()
+                if local:  # a local worker shares this terminal, as it started
+                    _ignore_the_terminal()
+
+        client.register_plugin(Setup())
+        try:  # each needs this checkout on its PYTHONPATH, and our requirements
+            versions = client.run(outputs.library_versions)  # {worker: versions}
+            versions["scheduler"] = client.run_on_scheduler(outputs.library_versions)
+        except Exception as error:
+            need = "the scheduler and its workers need this checkout on PYTHONPATH"
+            cli.fail(f"--cluster {address}: {need} ({type(error).__name__}: {error})")
+        _warn_on_other_versions(versions)
+        workers = len(client.scheduler_info()["workers"])
+        record = dict(address=address, scheduler=client.scheduler.address, workers=workers)
+        _cluster.update(client=client, record=record)
+        try:
+            yield
+        finally:
+            _cluster.clear()
+
+
+def _pickled(index, function, arguments):
+    """_away on a Dask worker, with this run's thread counts (a remote worker did not
+    inherit them; they matter before its first operation), its outcome pickled as a --jobs
+    worker's is: Dask's own serializer for Keras models is Keras 2's, and fails on Keras 3's."""
+    training.same_thread_counts()
+    return pickle.dumps(_away(index, function, arguments))
+
+
+def cluster_record():
+    """metrics.json's "cluster": the Dask cluster that ran the trainings, or None."""
+    return _cluster.get("record")
+
+
+def _warn_on_other_versions(on_workers):
+    """One line on stderr if a worker's libraries or Keras backend differ from this
+    process's: Dask checks its own, not Keras's or TensorFlow's, and they move the numbers."""
+    here, differ = outputs.library_versions(), {}
+    for versions in on_workers.values():
+        for key in sorted(here.keys() | versions.keys()):
+            if versions.get(key) != here.get(key):
+                differ.setdefault(key, set()).add(str(versions.get(key)))
+    if differ:
+        what = "; ".join(
+            f"{k} {here.get(k)} here, {', '.join(sorted(v))} there" for k, v in differ.items()
+        )
+        print(
+            f"warning: the workers' versions differ ({what}): the numbers may too", file=sys.stderr
+        )
+
+
+def _on_cluster(trainings):
+    """The trainings on the Dask cluster, all submitted at once, each yielded as it ends.
+    A training whose workers all died (Dask's allowed-failures) stops the run, exit 1;
+    an interrupted run cancels its tasks."""
+    from distributed import KilledWorker, as_completed  # with --cluster only
+
+    client, record = _cluster["client"], _cluster["record"]
+    print(f"{len(trainings)} trainings on the Dask cluster at {record['address']}")
+    futures = [
+        client.submit(_pickled, i, f, a, pure=False) for i, (_, f, a) in enumerate(trainings)
+    ]
+    names = {future.key: name for future, (name, _, _) in zip(futures, trainings)}
+    try:
+        for future in as_completed(futures):
+            yield pickle.loads(future.result())
+    except KilledWorker as lost:
+        print(
+            f"error: training {names[lost.task]!r} was lost: each of the "
+            f"{lost.allowed_failures + 1} workers that ran it died (out of memory?); "
+            "run with --jobs 1 to see why",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
+    except Exception as error:  # Dask's own, e.g. a task the scheduler cannot unpickle
+        what = " ".join(str(error).split())  # one line
+        print(f"error: the Dask cluster failed ({type(error).__name__}: {what})", file=sys.stderr)
+        raise SystemExit(1)
+    finally:
+        client.cancel(futures)
 
 
 def available_memory():
@@ -111,14 +331,15 @@ def check_memory(data_bytes, lower, processes=1):
 
     data_bytes: the estimated peak of the run's data, every process's together; lower: the
     option(s) to lower; processes: how many import Keras and train (each --jobs worker
-    imports it again), at KERAS_PROCESS_BYTES each.
+    imports it again), at KERAS_PROCESS_BYTES each. A --cluster run counts this process
+    only: its workers' memory is theirs.
     """
     available = available_memory()
     need = data_bytes + processes * KERAS_PROCESS_BYTES
     if available is not None and need > available:
         each = f"{KERAS_PROCESS_BYTES / 2**30:.1f} GiB"
         keras = f"Keras {each} in {processes} process" + ("es" if processes > 1 else "")
-        fail(
+        cli.fail(
             f"the run would need about {need / 2**30:.1f} GiB of memory (data "
             f"{data_bytes / 2**30:.1f} GiB, {keras}), and {available / 2**30:.1f} GiB "
             f"is available; lower {lower}"

@@ -19,7 +19,7 @@ from keras import layers
 
 from . import cli
 from .outputs import mean_std, print_table, save_figure, save_json, save_model
-from .parallel import check_memory, run_trainings
+from .parallel import CLUSTER_HELP, check_memory, cluster_address, run_trainings
 from .training import copy_model, fit_recorded, predict_directly, reuse_compiled, training_cost
 
 # --quick: the grid of --experiment length shrinks too (4 trainings, seconds each)
@@ -92,6 +92,7 @@ def build_parser(lesson, quick):
     jobs += "--many-to-many, --experiment): the same numbers as 1, in less wall time when "
     jobs += "each training pays for a worker's start (a Keras import each)"
     add("--jobs", type=cli.positive_int, default=1, help=jobs)
+    add("--cluster", type=cluster_address, metavar="ADDRESS", help=CLUSTER_HELP)
     seed = "seed for Python, NumPy, Keras and the data"
     add("--seed", type=cli.non_negative_int, default=lesson["seed"], help=seed)
     out_dir = Path("outputs") / "stacked_lstm_damped_sine"
@@ -325,7 +326,7 @@ def train_all(args, lesson, out_dir):
         for seed in seeds
         for name in names
     ]
-    results = iter(run_trainings(trainings, args.jobs, out_dir))
+    results = iter(run_trainings(trainings, args, out_dir))
     runs = [{name: next(results) for name in names} for seed in seeds]
     for r, (seed, seed_runs) in enumerate(zip(seeds, runs)):  # 7.4 to 7.6 for each seed
         if len(seeds) > 1:
@@ -524,7 +525,7 @@ def run_length_experiment(args, lesson, out_dir, record):
         (f"{grid_key(*cell)}, seed {seed}", length_training, (lesson, seed, *cell, args))
         for seed, *cell in itertools.product(seeds, args.lengths, args.n_trains, args.cells)
     ]
-    results = pd.DataFrame(run_trainings(trainings, args.jobs, out_dir))
+    results = pd.DataFrame(run_trainings(trainings, args, out_dir))
     # the cost (per cell: fit seconds per training and per seed, epochs) and timings apart
     cost = {}
     for cell, group in results.groupby(["length", "n_train", "cells"]):

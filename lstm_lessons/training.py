@@ -1,11 +1,13 @@
 """Training helpers beyond the lesson: the cost record, reuse of compiled models, a faster
 fit with a per-batch loss record and a clean Ctrl-C, and the same thread counts everywhere."""
 
+import contextlib
 import json
 import os
 import pickle
 import signal
 import sys
+import threading
 import time
 
 import keras
@@ -14,6 +16,24 @@ from threadpoolctl import threadpool_limits
 
 # reuse_compiled's models, by configuration: this process's, emptied for each run
 _compiled_models = {}
+# quiet_fits's flag, one per thread (a Dask worker runs its tasks in threads)
+_this_thread = threading.local()
+
+
+@contextlib.contextmanager
+def quiet_fits():
+    """Within it, fit_verbose gives 0 on this thread: a training among many shows no Keras
+    bar (one progress line stands for them all), and a worker's prints none."""
+    _this_thread.quiet = True
+    try:
+        yield
+    finally:
+        _this_thread.quiet = False
+
+
+def fit_verbose(verbose):
+    """The verbose to give model.fit: the run's --verbose, or 0 within quiet_fits."""
+    return 0 if getattr(_this_thread, "quiet", False) else verbose
 
 
 def training_cost(fit_s, epochs, epochs_kept=None):
@@ -125,7 +145,7 @@ def fit_recorded(model, x, y, epochs, batch_size, verbose=1, validation_data=Non
         y,
         epochs=epochs,
         batch_size=batch_size,
-        verbose=verbose,
+        verbose=fit_verbose(verbose),
         validation_data=validation_data,
         callbacks=[recorder, *callbacks, ctrl_c_callback()],
         **steps,
@@ -173,6 +193,8 @@ def ctrl_c_callback():
 
         def on_train_begin(self, logs=None):
             self.pressed = False
+            if threading.current_thread() is not threading.main_thread():
+                return  # a Dask worker's task: no signal handler can be set there
             if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
                 return  # a --jobs worker: Ctrl-C is the parent process's to handle
             self.previous = signal.signal(signal.SIGINT, self.press)

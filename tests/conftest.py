@@ -5,6 +5,8 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
+
 # Figures are saved, never shown, while testing.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -32,3 +34,15 @@ AAL_FIRST_ROWS = [
     "2013-02-11,14.89,15.01,14.26,14.46,8882000,AAL",
     "2013-02-12,14.45,14.51,14.1,14.27,8126000,AAL",
 ]
+
+
+def price_rows(ticker, n, start_price=20.0, seed=0):
+    """n rows of a made-up random walk, in Kaggle's column order."""
+    rng = np.random.default_rng(seed)
+    mid = start_price * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    spread = mid * rng.uniform(0.002, 0.02, n)
+    days = np.busday_offset(np.datetime64("2013-02-08"), np.arange(n), roll="forward")
+    return [
+        f"{day},{m:.4f},{m + s / 2:.4f},{m - s / 2:.4f},{m:.4f},1000000,{ticker}"
+        for day, m, s in zip(days, mid, spread)
+    ]

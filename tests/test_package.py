@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -275,16 +276,36 @@ def test_reuse_compiled_needs_the_same_model_and_copy_model_keeps_one_apart():
 # ---------------------------------------------------------------------------
 
 
+def options(jobs=1, verbose=1):
+    """The options run_trainings reads, as a script's parser gives them."""
+    return SimpleNamespace(jobs=jobs, verbose=verbose)
+
+
 def test_run_trainings_gives_the_same_results_in_order_with_workers(capsys):
     from lstm_lessons.outputs import mean_std
     from lstm_lessons.parallel import run_trainings
 
     trainings = [(f"t{k}", mean_std, ([k, 2 * k, 4.0],)) for k in range(5)]
-    here = run_trainings(trainings, jobs=1)
-    assert run_trainings(trainings, jobs=2) == here
+    here = run_trainings(trainings, options(jobs=1))
+    assert "trainings" in capsys.readouterr().out  # the progress line
+    assert run_trainings(trainings, options(jobs=2)) == here
     assert here[3] == mean_std([3, 6, 4.0])
-    out = capsys.readouterr().out
-    assert "5 trainings in 2 worker processes" in out and "[5/5] done: t4" in out
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "5 trainings in 2 worker processes (their Keras output is off)"
+    assert out[-1].startswith("trainings ") and " 5/5 " in out[-1]  # its last state
+    assert run_trainings(trainings, options(jobs=2, verbose=0)) == here
+    assert "5/5" not in capsys.readouterr().out  # --verbose 0: no progress line
+
+
+def test_trainings_among_many_fit_quietly_here_unless_verbose_2(capsys):
+    from lstm_lessons.parallel import run_trainings
+    from lstm_lessons.training import fit_verbose
+
+    trainings = [(f"t{k}", fit_verbose, (v,)) for k, v in enumerate((1, 2))]
+    assert run_trainings(trainings, options(verbose=1)) == [0, 0]  # the line stands for bars
+    assert run_trainings(trainings, options(verbose=2)) == [1, 2]  # epoch lines are kept
+    assert run_trainings(trainings[:1], options(verbose=1)) == [1]  # one training: as asked
+    assert run_trainings(trainings, options(jobs=2, verbose=2)) == [0, 0]  # in workers: off
 
 
 def test_a_training_that_fails_in_a_worker_stops_the_run_with_one_line_and_exit_1(tmp_path, capsys):
@@ -293,7 +314,7 @@ def test_a_training_that_fails_in_a_worker_stops_the_run_with_one_line_and_exit_
 
     trainings = [("seed 7: fine", positive_int, ("3",)), ("seed 8: broken", positive_int, ("x",))]
     with pytest.raises(SystemExit) as stop:
-        run_trainings(trainings, jobs=2, log_dir=tmp_path)
+        run_trainings(trainings, options(jobs=2), log_dir=tmp_path)
     assert stop.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'seed 8: broken' failed in a worker" in err[0]
@@ -394,8 +415,8 @@ def test_trainings_in_worker_processes_give_the_numbers_of_one_process():
 
     same_thread_counts()  # as run_main does: the workers inherit the same counts
     trainings = [(f"seed {s}", seeded_training, (s,)) for s in (1, 2, 3)]
-    serial = run_trainings(trainings, jobs=1)
-    assert run_trainings(trainings, jobs=2) == serial  # exactly, weight for weight
+    serial = run_trainings(trainings, options(jobs=1))
+    assert run_trainings(trainings, options(jobs=2)) == serial  # exactly, weight for weight
     assert serial[0] != serial[1]
 
 
@@ -416,7 +437,7 @@ def slow(k):
 def run(args):
     save_json({"done": "before fit"}, args.out)
     if args.jobs:
-        run_trainings([(f"t{k}", slow, (k,)) for k in range(4)], jobs=2)
+        run_trainings([(f"t{k}", slow, (k,)) for k in range(4)], Args)
         return 0
     model = keras.Sequential([keras.Input((20, 1)), keras.layers.LSTM(32), keras.layers.Dense(1)])
     model.compile(loss="mae", optimizer="adam")
@@ -425,7 +446,9 @@ def run(args):
     model.fit(x, x[:, 0], epochs=5, verbose=0, callbacks=[ctrl_c_callback()])
     return 0
 
-class Args: show = False; out = sys.argv[1]; jobs = sys.argv[2:] == ["jobs"]
+class Args:
+    show, out, cluster, verbose = False, sys.argv[1], None, 1
+    jobs = 2 if sys.argv[2:] == ["jobs"] else 0
 sys.exit(run_main(run, Args))
 """
 
@@ -457,7 +480,7 @@ def test_ctrl_c_exits_130_with_one_line_whole_files_and_no_process_left(tmp_path
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        wanted = "fitting" if where == "fit" else "[1/4] done"
+        wanted = "fitting" if where == "fit" else "4 trainings in 2 worker processes"
         for line in proc.stdout:
             if wanted in line:
                 break

@@ -9,6 +9,7 @@ from unittest import mock
 import keras
 import numpy as np
 import pytest
+from conftest import price_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -334,18 +335,6 @@ def test_a_reused_network_trains_exactly_as_a_new_one():
     assert new is not first
     for a, b in zip(reused, fresh):
         np.testing.assert_array_equal(a, b)
-
-
-def price_rows(ticker, n, start_price=20.0, seed=0):
-    """n rows of a made-up random walk, in Kaggle's column order."""
-    rng = np.random.default_rng(seed)
-    mid = start_price * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    spread = mid * rng.uniform(0.002, 0.02, n)
-    days = np.busday_offset(np.datetime64("2013-02-08"), np.arange(n), roll="forward")
-    return [
-        f"{day},{m:.4f},{m + s / 2:.4f},{m - s / 2:.4f},{m:.4f},1000000,{ticker}"
-        for day, m, s in zip(days, mid, spread)
-    ]
 
 
 def write_csv(path, rows):

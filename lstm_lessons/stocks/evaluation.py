@@ -164,34 +164,40 @@ def diebold_mariano(loss_differential, horizon):
     return float(statistic), float(stats.t.sf(statistic, df=n - 1))
 
 
-def evaluate_stock(mid, dates, train_size, test_size, args, seeds, out_dir, lesson):
-    """Every fold of one stock, then its summary: mean and spread over folds, DM p-values."""
+def plan_stock(stock, args, seeds, lesson):
+    """Every fold of one stock prepared (its data and baselines, its line printed), and the
+    trainings of its networks x seeds: run_strict runs every stock's together."""
+    mid, dates, horizon = stock["mid"], stock["data"]["dates"], args.foresight + 1
     networks = {net.__name__: net for net in lesson.ALL_NETWORKS}
-    horizon = args.foresight + 1
-    t, folds = rolling_folds(len(mid), train_size, test_size, args.folds, args.look_back, horizon)
-    per_fold, fold_log, errors, residuals = [], [], {}, {}
-    # every fold's data and baselines first; then all its networks x seeds train (--jobs)
-    inline = args.jobs == 1  # one process: each fold's line before its trainings, as they run
+    sizes = (len(mid), stock["train_size"], stock["test_size"], args.folds, args.look_back)
+    t, folds = rolling_folds(*sizes, horizon)
     prepared, trainings = [], []
     for k, fold in enumerate(folds, start=1):
         t0 = time.perf_counter()
         prepared.append((*prepare_fold(mid, t, fold, args, lesson), time.perf_counter() - t0))
         targets = t[fold["test"]] + horizon
-        heading = (
+        print(
             f"fold {k}/{len(folds)}: origin {dates[fold['origin']]}; trains on "
             f"{len(fold['train'])} windows (targets up to the origin), tests "
             f"{len(targets)} targets {dates[targets[0]]} to {dates[targets[-1]]}"
         )
-        if not inline:
-            print(heading)
-        last = k == len(folds)  # only the last fold's models are saved
         for name in args.models:
-            for r, seed in enumerate(seeds):
-                first = name == args.models[0] and r == 0
-                heading_here = heading if first and inline else None
-                call = (networks[name], prepared[-1][0], args, seed, heading_here, last and r == 0)
-                trainings.append((f"fold {k} {name} seed {seed}", one_training, call))
-    results, spent = iter(run_trainings(trainings, args.jobs, out_dir)), {}
+            for r, seed in enumerate(seeds):  # only the last fold's first models are saved
+                call = (networks[name], prepared[-1][0], args, seed, k == len(folds) and r == 0)
+                trainings.append(
+                    (f"{stock['name']} fold {k} {name} seed {seed}", one_training, call)
+                )
+    return {"t": t, "folds": folds, "prepared": prepared, "trainings": trainings}
+
+
+def evaluate_stock(stock, plan, results, args, seeds, out_dir, lesson):
+    """One stock's folds scored from its trainings' results, then its summary: mean and
+    spread over folds, DM p-values."""
+    networks = {net.__name__: net for net in lesson.ALL_NETWORKS}
+    dates, horizon = stock["data"]["dates"], args.foresight + 1
+    t, folds, prepared = plan["t"], plan["folds"], plan["prepared"]
+    per_fold, fold_log, errors, residuals = [], [], {}, {}
+    results, spent = iter(results), {}
     for k, (fold, (setup, known, prepare_s)) in enumerate(zip(folds, prepared), start=1):
         last = k == len(folds)
         t0 = time.perf_counter()
@@ -394,21 +400,35 @@ def run_strict(args, lesson):
     out_dir = prepare_out_dir(args.out_dir)
     horizon = args.foresight + 1
     evaluation, fold_logs, data, forecasts, spent = {}, {}, {}, {}, {}
+    plans = []  # every stock's folds first, then all their trainings together
     for stock in stocks:
-        name, mid, dates = stock["name"], stock["mid"], stock["data"]["dates"]
-        stock_dir = out_dir if len(stocks) == 1 else prepare_out_dir(out_dir / name)
+        name = stock["name"]
+        stock["dir"] = out_dir if len(stocks) == 1 else prepare_out_dir(out_dir / name)
         if len(stocks) > 1:
             print(f"\n== {name} ==")
         describe_stock(stock)
         figure = lesson.plot_trend(stock["data"]["frame"], name)
-        save_figure(figure, stock_dir / "prices.png")
+        save_figure(figure, stock["dir"] / "prices.png")
         print(
             f"strict protocol: {args.folds} rolling origins over the {stock['test_size']} test "
             f"days; target {args.target}, h = {horizon}; inputs framed as {args.framing}"
         )
-        print(training_settings(args))
+        plans.append(plan_stock(stock, args, seeds, lesson))
+    print(training_settings(args))
+    trainings = [training for plan in plans for training in plan["trainings"]]
+    results = iter(run_trainings(trainings, args, out_dir))  # on a cluster: all at once
+    for stock, plan in zip(stocks, plans):
+        name, mid, dates, stock_dir = (
+            stock["name"],
+            stock["mid"],
+            stock["data"]["dates"],
+            stock["dir"],
+        )
+        done = [next(results) for _ in plan["trainings"]]
+        if len(stocks) > 1:
+            print(f"\n== {name}: results ==")
         summary, fold_logs[name], layout = evaluate_stock(
-            mid, dates, stock["train_size"], stock["test_size"], args, seeds, stock_dir, lesson
+            stock, plan, done, args, seeds, stock_dir, lesson
         )
         title = f"{name}: rolling origins (dashed) and the test targets of each fold (shaded)"
         plot_folds(

@@ -68,7 +68,7 @@ def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir, lesson)
         for seed in seeds:
             call = (networks[name], frames, y, args, seed, epochs[name])
             refits.append((f"refit {name} seed {seed}", refit_network, call))
-    now = iter(run_trainings(refits, args.jobs, out_dir))  # each: the network's value now
+    now = iter(run_trainings(refits, args, out_dir))  # each: the network's value now
     for name in args.models:
         values = np.concatenate([next(now) for _ in seeds])
         prices = to_prices(values, mid, np.full(len(seeds), last), args.target, scaler)

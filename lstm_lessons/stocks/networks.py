@@ -20,6 +20,7 @@ from ..training import (
     copy_model,
     ctrl_c_callback,
     fit_recorded,
+    fit_verbose,
     reuse_compiled,
 )
 from .baselines import mae
@@ -154,7 +155,7 @@ def lesson_training(fit_network, net, data, args, seed, keep_model=False):
         callbacks=[timer, ctrl_c_callback()],
         summary=False,  # train_lesson prints the first seed's
         plot=False,
-        verbose=args.verbose,
+        verbose=fit_verbose(args.verbose),
     )
     model = result.pop("model")
     finish(result, model, timer.fits[-1], data, args.epochs)
@@ -218,12 +219,10 @@ def run_network(net, setup, args, seed, reuse=True):
     }
 
 
-def one_training(net, setup, args, seed, heading=None, keep_model=False):
+def one_training(net, setup, args, seed, keep_model=False):
     """One network with one seed in one fold, as run_trainings calls it. keep_model: return
     a copy of the trained model (the next training of this network may train in it)."""
     start = time.perf_counter()
-    if heading:
-        print(heading)
     result = run_network(net, setup, args, seed)
     model = result.pop("model")
     if keep_model:

@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from .. import cli
-from ..parallel import check_memory
+from ..parallel import CLUSTER_HELP, check_memory, cluster_address
 from .data import default_csv, memory_estimate, ticker_list, training_processes
 from .networks import HUBER_DELTA, OPTIMIZERS
 
@@ -80,6 +80,7 @@ def build_parser(lesson):
         ("--jobs", dict(count, default=1), "independent trainings (networks x seeds; strict: "
          "x folds; --forecast's refits) run in this many worker processes; same numbers as 1, "
          "and each worker loads Keras again"),
+        ("--cluster", dict(type=cluster_address, metavar="ADDRESS"), CLUSTER_HELP),
         ("--seed", dict(type=cli.non_negative_int, default=7), "random seed (0 or more)"),
         ("--quick", dict(action="store_true"),
          f"tiny run that shows every step in seconds: --epochs {quick}"),

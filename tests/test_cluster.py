@@ -1,0 +1,233 @@
+"""--cluster: the trainings on a Dask cluster. local:N (a LocalCluster of N worker processes
+on this machine) gives --jobs 1's numbers; every fault gets one line and its exit status."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import ROOT, our_stderr_lines, price_rows
+from test_package import _cmdline, _process_group, group_alive
+
+distributed = pytest.importorskip("distributed")  # optional: requirements-dev.txt has it
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+TIMED_OUT = "the run did not end"
+
+
+def run_script(script, *argv, env=ENV):
+    return subprocess.run(
+        [sys.executable, script, *map(str, argv)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
+
+
+def numbers(record):
+    """metrics.json without what a cluster may change: seconds, arguments, versions, and
+    the cluster itself."""
+    if isinstance(record, dict):
+        return {
+            key: numbers(value)
+            for key, value in record.items()
+            if key not in ("args", "versions", "cluster", "cost", "timings_s")
+            and not key.endswith("_s")
+            and key != "seconds"
+        }
+    if isinstance(record, list):
+        return [numbers(value) for value in record]
+    return record
+
+
+def three_stocks_csv(folder):
+    rows = [row for k, t in enumerate(("AAA", "BBB", "CCC")) for row in price_rows(t, 160, seed=k)]
+    path = folder / "all_stocks_5yr.csv"
+    path.write_text("\n".join(["date,open,high,low,close,volume,Name", *rows]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "script, argv, trainings",
+    [
+        ("stacked_lstm_damped_sine.py", ["--quick", "--repeats", "3"], 3),
+        ("stacked_lstm_damped_sine.py", ["--quick", "--experiment", "length"], 4),
+        ("stock_lstm_compare.py", ["--quick", "--protocol", "strict", "--folds", "2"], 3 * 2 * 4),
+    ],
+    ids=["repeats", "length-grid", "three-tickers-strict"],
+)
+def test_local_cluster_gives_the_numbers_of_jobs_1(tmp_path, script, argv, trainings):
+    if script == "stock_lstm_compare.py":
+        argv = [*argv, "--csv", three_stocks_csv(tmp_path), "--tickers", "AAA,BBB,CCC"]
+    records = {}
+    for how in (["--jobs", "1"], ["--cluster", "local:2"]):
+        out = tmp_path / how[1]
+        done = run_script(script, *argv, "--verbose", "0", *how, "--out-dir", out)
+        assert done.returncode == 0, done.stderr[-3000:]
+        records[how[0]] = json.loads((out / "metrics.json").read_text())
+    assert our_stderr_lines(done.stderr) == []  # the workers' output stays off the terminal
+    # every training (all three stocks' together) went to the cluster at once
+    assert f"{trainings} trainings on the Dask cluster at local:2" in done.stdout
+    cluster = records["--cluster"]["cluster"]
+    assert cluster["address"] == "local:2" and cluster["workers"] == 2
+    assert cluster["scheduler"].startswith("tcp://127.0.0.1:")
+    assert records["--jobs"]["cluster"] is None
+    assert numbers(records["--cluster"]) == numbers(records["--jobs"])
+
+
+def test_local_cluster_listens_on_localhost_only():
+    import psutil  # Dask's distributed installs it
+
+    from lstm_lessons import parallel
+
+    with parallel.cluster(SimpleNamespace(cluster="local:2", jobs=1)):
+        record = parallel.cluster_record()
+        processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+        listening = [
+            c.laddr
+            for p in processes
+            for c in p.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN
+        ]
+    assert record["workers"] == 2 and len(listening) >= 3  # the scheduler and two workers
+    assert {address.ip for address in listening} == {"127.0.0.1"}
+    assert parallel.cluster_record() is None  # closed
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_bad_cluster_options_get_one_line_exit_2_and_nothing_written(tmp_path):
+    """Before any training: --jobs with --cluster, a bad local:N, no scheduler answering,
+    a scheduler without workers, Dask not installed."""
+    out = tmp_path / "out"
+    quick = ["stacked_lstm_damped_sine.py", "--quick", "--repeats", "2", "--out-dir", out]
+    nobody = f"tcp://127.0.0.1:{free_port()}"
+    no_dask = "import sys; sys.modules['distributed'] = None; sys.argv[0] = {!r}; "
+    no_dask += "import runpy; runpy.run_path(sys.argv[0], run_name='__main__')"
+    cases = [
+        (["--cluster", "local:2", "--jobs", "2"], "give --jobs (this machine's processes) or"),
+        (["--cluster", "local:0"], "argument --cluster: must be 1 or more, got 0"),
+        (["--cluster", "tls://"], "--cluster tls://: not an address Dask can reach"),
+        (["--cluster", nobody], f"--cluster {nobody}: no Dask scheduler answered within 10"),
+    ]
+    kept = dict(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0")
+    with distributed.LocalCluster(**kept) as c:
+        cases.append((["--cluster", c.scheduler_address], "the Dask scheduler has no worker"))
+        for argv, wanted in cases:
+            done = run_script(*quick, *argv)
+            lines = our_stderr_lines(done.stderr)
+            assert done.returncode == 2 and len(lines) == 1, (argv, done.stderr[-2000:])
+            assert lines[0].startswith("error: ") and wanted in lines[0], lines
+            assert not out.exists()
+    done = subprocess.run(
+        [sys.executable, "-c", no_dask.format(quick[0]), *map(str, quick[1:])]
+        + ["--cluster", "local:2"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+    )
+    wanted = 'error: --cluster needs Dask\'s distributed scheduler: pip install "dask[distributed]"'
+    assert done.returncode == 2 and our_stderr_lines(done.stderr) == [wanted]
+    assert not out.exists()
+
+
+def test_other_versions_on_the_workers_get_one_warning_line(capsys):
+    from lstm_lessons import parallel
+    from lstm_lessons.outputs import library_versions
+
+    here = library_versions()
+    parallel._warn_on_other_versions({"tcp://a:1": here, "scheduler": here})
+    assert capsys.readouterr().err == ""
+    parallel._warn_on_other_versions({"tcp://a:1": dict(here, keras="3.0.0"), "b": here})
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and f"keras {here['keras']} here, 3.0.0 there" in err[0]
+
+
+def start(*argv, env=ENV):
+    """A sine run with a local cluster, in its own process group (a terminal's command)."""
+    return subprocess.Popen(
+        [sys.executable, "stacked_lstm_damped_sine.py", "--quick", "--verbose", "0", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        # a shell that starts pytest in the background ignores SIGINT; restore the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def wait_for_trainings(proc):
+    """Read the run's output up to its cluster's first training; its worker processes."""
+    for line in proc.stdout:
+        if "trainings on the Dask cluster" in line:
+            break
+    workers = [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit()
+        and int(p.name) != proc.pid
+        and _process_group(p) == proc.pid
+        and b"spawn_main" in _cmdline(p)
+    ]
+    assert len(workers) == 2, "no local cluster workers found"
+    time.sleep(3)  # into their first trainings
+    return workers
+
+
+def test_ctrl_c_cancels_the_cluster_run_exit_130_no_process_left(tmp_path):
+    proc = start(
+        "--repeats", "6", "--n-train", "20000", "--cluster", "local:2", "--out-dir", tmp_path
+    )
+    try:
+        wait_for_trainings(proc)
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err[-2000:]
+        assert our_stderr_lines(err)[-1].startswith("interrupted:"), err[-2000:]
+        assert "Traceback" not in err
+        assert not (tmp_path / "metrics.json").exists()
+        for _ in range(60):  # the workers go too
+            if not group_alive(proc.pid):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("processes still running after the run stopped")
+    finally:
+        if group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_training_whose_worker_dies_is_named_exit_1(tmp_path):
+    """Dask retries a training whose worker died allowed-failures times; 0 here: the
+    first death stops the run, with one line naming the training."""
+    env = dict(ENV, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
+    argv = ["--repeats", "4", "--n-train", "20000", "--cluster", "local:2", "--out-dir", tmp_path]
+    proc = start(*argv, env=env)
+    try:
+        workers = wait_for_trainings(proc)
+        os.kill(workers[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 1, err[-2000:]
+        lines = our_stderr_lines(err)
+        assert lines[-1].startswith("error: training 'stacked_lstm seed "), err[-2000:]
+        assert "was lost: each of the 1 workers that ran it died" in lines[-1]
+        assert "Traceback" not in err
+        assert not (tmp_path / "metrics.json").exists()
+    finally:
+        if group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
