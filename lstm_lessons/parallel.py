@@ -14,14 +14,7 @@ from pathlib import Path
 
 from joblib import Parallel, delayed
 from joblib.externals.loky.process_executor import TerminatedWorkerError
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich import progress
 
 # modules, not names: cli and outputs import this module too
 from . import cli, outputs, training
@@ -52,15 +45,20 @@ def run_trainings(trainings, args, log_dir=None):
     else:
         done = _here(trainings, quiet=args.verbose != 2)
     results = [None] * len(trainings)
-    columns = (TextColumn("trainings"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    columns += (TextColumn("left"), TimeRemainingColumn())
-    with Progress(*columns, disable=args.verbose == 0) as progress:
-        line = progress.add_task("trainings", total=len(trainings))
+    columns = [
+        progress.TextColumn("trainings"),
+        progress.BarColumn(),
+        progress.MofNCompleteColumn(),
+    ]
+    columns += [progress.TimeElapsedColumn(), progress.TextColumn("left")]
+    columns += [progress.TimeRemainingColumn()]
+    with progress.Progress(*columns, disable=args.verbose == 0) as line:
+        task = line.add_task("trainings", total=len(trainings))
         for index, result, error in done:
             if error is not None:
                 _stop_at(trainings[index][0], error, log_dir)
             results[index] = result
-            progress.advance(line)
+            line.advance(task)
     return results
 
 
@@ -220,10 +218,10 @@ def cluster(args):
                 if local:  # a local worker shares this terminal, as it started
                     _ignore_the_terminal()
 
-        client.register_plugin(Setup())
         try:  # each needs this checkout on its PYTHONPATH, and our requirements
             versions = client.run(outputs.library_versions)  # {worker: versions}
             versions["scheduler"] = client.run_on_scheduler(outputs.library_versions)
+            client.register_plugin(Setup())
         except Exception as error:
             need = "the scheduler and its workers need this checkout on PYTHONPATH"
             cli.fail(f"--cluster {address}: {need} ({type(error).__name__}: {error})")
@@ -259,11 +257,10 @@ def _warn_on_other_versions(on_workers):
             if versions.get(key) != here.get(key):
                 differ.setdefault(key, set()).add(str(versions.get(key)))
     if differ:
-        what = "; ".join(
-            f"{k} {here.get(k)} here, {', '.join(sorted(v))} there" for k, v in differ.items()
-        )
+        seen = [f"{k} {here.get(k)} here, {', '.join(sorted(v))} there" for k, v in differ.items()]
         print(
-            f"warning: the workers' versions differ ({what}): the numbers may too", file=sys.stderr
+            f"warning: the workers' versions differ, so may their numbers: {'; '.join(seen)}",
+            file=sys.stderr,
         )
 
 
