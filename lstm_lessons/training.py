@@ -23,7 +23,7 @@ _this_thread = threading.local()
 @contextlib.contextmanager
 def quiet_fits():
     """Within it, fit_verbose gives 0 on this thread: a training among many shows no Keras
-    bar (one progress line stands for them all), and a worker's prints none."""
+    bar (one progress line stands for them all), and a worker's log gets none."""
     _this_thread.quiet = True
     try:
         yield
