@@ -10,6 +10,7 @@ import random
 import signal
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from joblib import Parallel, delayed
@@ -35,7 +36,7 @@ def run_trainings(trainings, args, log_dir=None):
     exit 130), and an error stops the run with one line and exit status 1, its traceback
     saved in log_dir: a crash there is a bug, not bad input.
     """
-    if len(trainings) == 1 and not _cluster:
+    if len(trainings) == 1:
         _, function, arguments = trainings[0]
         return [function(*arguments)]
     if _cluster:
@@ -44,7 +45,7 @@ def run_trainings(trainings, args, log_dir=None):
         done = _in_processes(trainings, min(args.jobs, len(trainings)))
     else:
         done = _here(trainings, quiet=args.verbose != 2)
-    results = [None] * len(trainings)
+    results, failed = [None] * len(trainings), None
     columns = [
         progress.TextColumn("trainings"),
         progress.BarColumn(),
@@ -52,13 +53,17 @@ def run_trainings(trainings, args, log_dir=None):
     ]
     columns += [progress.TimeElapsedColumn(), progress.TextColumn("left")]
     columns += [progress.TimeRemainingColumn()]
-    with progress.Progress(*columns, disable=args.verbose == 0) as line:
+    # closing: the workers' trainings are stopped or cancelled here, on error or Ctrl-C too
+    with contextlib.closing(done), progress.Progress(*columns, disable=args.verbose == 0) as line:
         task = line.add_task("trainings", total=len(trainings))
         for index, result, error in done:
             if error is not None:
-                _stop_at(trainings[index][0], error, log_dir)
+                failed = (trainings[index][0], error)
+                break
             results[index] = result
             line.advance(task)
+    if failed:
+        _stop_at(*failed, log_dir)
     return results
 
 
@@ -98,9 +103,9 @@ def _in_processes(trainings, jobs):
     os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
     print(f"{len(trainings)} trainings in {jobs} worker processes (their Keras output is off)")
     calls = [delayed(_in_process)(i, f, a) for i, (_, f, a) in enumerate(trainings)]
-    finished = 0
+    outcomes, finished = Parallel(n_jobs=jobs, return_as="generator_unordered")(calls), 0
     try:
-        for outcome in Parallel(n_jobs=jobs, return_as="generator_unordered")(calls):
+        for outcome in outcomes:
             finished += 1
             yield outcome
     except TerminatedWorkerError:
@@ -110,6 +115,10 @@ def _in_processes(trainings, jobs):
             file=sys.stderr,
         )
         raise SystemExit(1)
+    finally:
+        with warnings.catch_warnings():  # joblib's note on the trainings it stops
+            warnings.simplefilter("ignore")
+            outcomes.close()
 
 
 def _in_process(index, function, arguments):
@@ -120,8 +129,13 @@ def _in_process(index, function, arguments):
 
 def _ignore_the_terminal():
     """From now on this process ignores Ctrl-C (the parent process stops the run), and its
-    output goes nowhere: files 1 and 2, so TensorFlow's C++ start-up lines too."""
+    output goes nowhere."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _output_off()
+
+
+def _output_off():
+    """Send files 1 and 2 to nowhere (so TensorFlow's C++ start-up lines too)."""
     sys.stdout.flush()
     sys.stderr.flush()
     quiet = os.open(os.devnull, os.O_WRONLY)
@@ -131,18 +145,20 @@ def _ignore_the_terminal():
 
 
 @contextlib.contextmanager
-def _new_processes_ignore_the_terminal():
-    """Processes started within it inherit _ignore_the_terminal's state; this one gets its
-    Ctrl-C and output back after."""
-    saved, previous = [os.dup(1), os.dup(2)], signal.getsignal(signal.SIGINT)
-    _ignore_the_terminal()
+def _new_processes_off_the_terminal():
+    """Processes started within it (and by threads started within it) never get Ctrl-C (it
+    stays blocked for them) and have no output. This one gets both back after, and a Ctrl-C
+    pressed meanwhile then."""
+    saved = [os.dup(1), os.dup(2)]
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    _output_off()
     try:
         yield
     finally:
         for fd, copy in enumerate(saved, start=1):
             os.dup2(copy, fd)
             os.close(copy)
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 # --- --cluster: Dask's distributed scheduler -------------------------------------------
@@ -167,67 +183,26 @@ def cluster_address(text):
 @contextlib.contextmanager
 def cluster(args):
     """With --cluster: the run's Dask client, connected and checked before any work, and
-    closed at the end (Ctrl-C too: its tasks are cancelled). Bad input (exit 2): --jobs
-    with it, no Dask installed, no scheduler answering or no worker within 10 seconds."""
+    closed at the end (Ctrl-C too: the trainings not started are cancelled; on local:N the
+    workers stop). Bad input, exit 2: --jobs with it, no Dask installed, no scheduler
+    answering, or none of its workers, within 10 seconds each."""
     if not args.cluster:
         yield
         return
     if args.jobs > 1:
-        cli.fail("give --jobs (this machine's processes) or --cluster, not both")
+        cli.fail("give --jobs (worker processes) or --cluster (a Dask cluster), not both")
+    if getattr(args, "demo", False):
+        cli.fail("--demo trains nothing: drop --cluster")
     try:  # only here: Dask is optional
-        import dask.sizeof
-        from distributed import Client, LocalCluster, WorkerPlugin
+        import distributed  # noqa: F401
     except ImportError:
         cli.fail('--cluster needs Dask\'s distributed scheduler: pip install "dask[distributed]"')
-    address, local = args.cluster, args.cluster.startswith("local:")
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)  # our one line says it
     with contextlib.ExitStack() as stack:
-        where = address
-        if local:  # listening on this machine only (its status pages too, on any free port)
-            n = int(address[len("local:") :])
-            print(f"starting a local Dask cluster of {n} worker processes")
-            with _new_processes_ignore_the_terminal():  # they share this terminal
-                where = LocalCluster(
-                    n,
-                    threads_per_worker=1,
-                    host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0",
-                    silence_logs=logging.CRITICAL,
-                )
-            stack.enter_context(where)
-        try:
-            client = stack.enter_context(Client(where, timeout="10s"))
-        except OSError:
-            cli.fail(f"--cluster {address}: no Dask scheduler answered within 10 seconds")
-        except ValueError as error:  # e.g. an unknown protocol
-            cli.fail(f"--cluster {address}: not an address Dask can reach ({error})")
-        try:
-            client.wait_for_workers(1, timeout=10)
-        except TimeoutError:
-            cli.fail(f"--cluster {address}: the Dask scheduler has no worker (waited 10 seconds)")
-
-        class Setup(WorkerPlugin):
-            """Each worker's set-up, in its main thread, before any training (a restarted
-            or a new worker's too)."""
-
-            def setup(self, worker):
-                # Keras draws its weights' seeds from Python's global random generator, and
-                # Dask's sizeof samples from it too, at every heartbeat of the worker's
-                # event loop: without a generator of its own, a seeded training would not
-                # give the same numbers twice.
-                dask.sizeof.random = random.Random()
-                if local:  # a local worker shares this terminal, as it started
-                    _ignore_the_terminal()
-
-        try:  # each needs this checkout on its PYTHONPATH, and our requirements
-            versions = client.run(outputs.library_versions)  # {worker: versions}
-            versions["scheduler"] = client.run_on_scheduler(outputs.library_versions)
-            client.register_plugin(Setup())
-        except Exception as error:
-            need = "the scheduler and its workers need this checkout on PYTHONPATH"
-            cli.fail(f"--cluster {address}: {need} ({type(error).__name__}: {error})")
-        _warn_on_other_versions(versions)
+        client = _connect(args.cluster, stack)
+        _check_workers(client, args.cluster)
         workers = len(client.scheduler_info()["workers"])
-        record = dict(address=address, scheduler=client.scheduler.address, workers=workers)
+        record = dict(address=args.cluster, scheduler=client.scheduler.address, workers=workers)
         _cluster.update(client=client, record=record)
         try:
             yield
@@ -235,12 +210,81 @@ def cluster(args):
             _cluster.clear()
 
 
+def _connect(address, stack):
+    """A client of the scheduler at `address`, or of a new local cluster (local:N), which
+    listens on this computer only (its status pages too, on a free port)."""
+    from distributed import Client, LocalCluster
+
+    where = address
+    if address.startswith("local:"):
+        n = int(address[len("local:") :])
+        print(f"starting a local Dask cluster of {n} worker processes")
+        with _new_processes_off_the_terminal():  # its workers share this terminal
+            local = dict(threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0")
+            where = stack.enter_context(LocalCluster(n, silence_logs=logging.CRITICAL, **local))
+    try:
+        client = stack.enter_context(Client(where, timeout="10s"))
+    except OSError:  # asyncio's and Dask's timeouts are OSErrors
+        cli.fail(f"--cluster {address}: no Dask scheduler answered within 10 seconds")
+    except (TypeError, ValueError) as error:  # an unknown protocol, or TLS not set up
+        cli.fail(f"--cluster {address}: Dask cannot connect to it ({error})")
+    try:
+        client.wait_for_workers(1, timeout=10)
+    except TimeoutError:
+        cli.fail(f"--cluster {address}: the Dask scheduler has no worker (waited 10 seconds)")
+    return client
+
+
+def _check_workers(client, address):
+    """Stop (exit 2) unless every worker runs one thread and can import this package; set
+    each worker up; warn if the cluster's libraries differ from this process's."""
+    from distributed import WorkerPlugin
+
+    threads = {w["nthreads"] for w in client.scheduler_info()["workers"].values()}
+    if threads != {1}:
+        cli.fail(
+            f"--cluster {address}: its workers run {max(threads)} threads each; start them "
+            "with --nthreads 1 (Keras's seeds and compiled models are per process)"
+        )
+
+    class Setup(WorkerPlugin):
+        """Each worker's set-up, in its main thread, before any training (a restarted or a
+        new worker's too); registered again for each run, under the same name."""
+
+        name = "lstm-lessons"
+
+        def setup(self, worker):
+            import dask.sizeof
+
+            # Keras draws its weights' seeds from Python's global random generator, and
+            # Dask's sizeof samples from it too, at every heartbeat of the worker's event
+            # loop: without a generator of its own, a seeded training would not give the
+            # same numbers twice.
+            dask.sizeof.random = random.Random()
+            training._compiled_models.clear()  # this run's models only
+            if address.startswith("local:"):  # it shares this terminal
+                _ignore_the_terminal()
+
+    try:  # the scheduler and each worker need this checkout on PYTHONPATH, and our requirements
+        versions = client.run(outputs.library_versions)  # {worker: versions}
+        versions["scheduler"] = client.run_on_scheduler(outputs.library_versions)
+        client.register_plugin(Setup())
+    except Exception as error:
+        need = "the scheduler and its workers need this checkout on PYTHONPATH"
+        cli.fail(f"--cluster {address}: {need} ({type(error).__name__}: {error})")
+    _warn_on_other_versions(versions)
+
+
 def _pickled(index, function, arguments):
-    """_away on a Dask worker, with this run's thread counts (a remote worker did not
-    inherit them; they matter before its first operation), its outcome pickled as a --jobs
-    worker's is: Dask's own serializer for Keras models is Keras 2's, and fails on Keras 3's."""
+    """_away on a Dask worker, with one thread per backend as run_main sets (a remote worker
+    did not inherit the settings; they count before its first operation). Its outcome
+    pickled as a --jobs worker's is: Dask's own serializer for Keras models is Keras 2's."""
     training.same_thread_counts()
-    return pickle.dumps(_away(index, function, arguments))
+    outcome = _away(index, function, arguments)
+    try:
+        return pickle.dumps(outcome)
+    except Exception:
+        return pickle.dumps((index, None, traceback.format_exc()))
 
 
 def cluster_record():
@@ -272,27 +316,27 @@ def _on_cluster(trainings):
 
     client, record = _cluster["client"], _cluster["record"]
     print(f"{len(trainings)} trainings on the Dask cluster at {record['address']}")
-    futures = [
-        client.submit(_pickled, i, f, a, pure=False) for i, (_, f, a) in enumerate(trainings)
-    ]
-    names = {future.key: name for future, (name, _, _) in zip(futures, trainings)}
+    pending, name = {}, None  # each training's name and future, until its outcome is read
+    for index, (_, function, arguments) in enumerate(trainings):
+        future = client.submit(_pickled, index, function, arguments, pure=False)
+        pending[future.key] = (trainings[index][0], future)
     try:
-        for future in as_completed(futures):
+        for future in as_completed([future for _, future in pending.values()]):
+            name, _ = pending.pop(future.key)
             yield pickle.loads(future.result())
     except KilledWorker as lost:
         print(
-            f"error: training {names[lost.task]!r} was lost: each of the "
-            f"{lost.allowed_failures + 1} workers that ran it died (out of memory?); "
-            "run with --jobs 1 to see why",
+            f"error: training {name!r} was lost: each of the {lost.allowed_failures + 1} "
+            "workers that ran it died (out of memory?); run with --jobs 1 to see why",
             file=sys.stderr,
         )
         raise SystemExit(1)
-    except Exception as error:  # Dask's own, e.g. a task the scheduler cannot unpickle
+    except Exception as error:  # Dask's own, e.g. the scheduler gone
         what = " ".join(str(error).split())  # one line
-        print(f"error: the Dask cluster failed ({type(error).__name__}: {what})", file=sys.stderr)
+        print(f"error: the Dask cluster failed at training {name!r} ({what})", file=sys.stderr)
         raise SystemExit(1)
     finally:
-        client.cancel(futures)
+        client.cancel([future for _, future in pending.values()])
 
 
 def available_memory():

@@ -1,5 +1,6 @@
 """--cluster: the trainings on a Dask cluster. local:N (a LocalCluster of N worker processes
-on this machine) gives --jobs 1's numbers; every fault gets one line and its exit status."""
+on the same computer) gives --jobs 1's numbers; every fault gets one line and its exit
+status."""
 
 import json
 import os
@@ -109,22 +110,28 @@ def free_port():
 
 
 def test_bad_cluster_options_get_one_line_exit_2_and_nothing_written(tmp_path):
-    """Before any training: --jobs with --cluster, a bad local:N, no scheduler answering,
-    a scheduler without workers, Dask not installed."""
+    """Before any training: --jobs or --demo with --cluster, a bad local:N, an address
+    Dask cannot reach (TLS not set up), no scheduler answering, a scheduler without
+    workers, workers of two threads, Dask not installed."""
     out = tmp_path / "out"
     quick = ["stacked_lstm_damped_sine.py", "--quick", "--repeats", "2", "--out-dir", out]
     nobody = f"tcp://127.0.0.1:{free_port()}"
     no_dask = "import sys; sys.modules['distributed'] = None; sys.argv[0] = {!r}; "
     no_dask += "import runpy; runpy.run_path(sys.argv[0], run_name='__main__')"
     cases = [
-        (["--cluster", "local:2", "--jobs", "2"], "give --jobs (this machine's processes) or"),
+        (["--cluster", "local:2", "--jobs", "2"], "give --jobs (worker processes) or --cluster"),
+        (["--cluster", "local:2", "--demo"], "--demo trains nothing: drop --cluster"),
         (["--cluster", "local:0"], "argument --cluster: must be 1 or more, got 0"),
-        (["--cluster", "tls://"], "--cluster tls://: not an address Dask can reach"),
+        (["--cluster", "tls://127.0.0.1:1"], "tls://127.0.0.1:1: Dask cannot connect to it (TLS"),
         (["--cluster", nobody], f"--cluster {nobody}: no Dask scheduler answered within 10"),
     ]
-    kept = dict(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0")
-    with distributed.LocalCluster(**kept) as c:
-        cases.append((["--cluster", c.scheduler_address], "the Dask scheduler has no worker"))
+    here = dict(host="127.0.0.1", dashboard_address="127.0.0.1:0")
+    with (
+        distributed.LocalCluster(n_workers=0, **here) as none,
+        distributed.LocalCluster(n_workers=1, threads_per_worker=2, **here) as two,
+    ):
+        cases.append((["--cluster", none.scheduler_address], "the Dask scheduler has no worker"))
+        cases.append((["--cluster", two.scheduler_address], "start them with --nthreads 1"))
         for argv, wanted in cases:
             done = run_script(*quick, *argv)
             lines = our_stderr_lines(done.stderr)
@@ -189,17 +196,25 @@ def wait_for_trainings(proc):
     return workers
 
 
-def test_ctrl_c_cancels_the_cluster_run_exit_130_no_process_left(tmp_path):
-    proc = start(
-        "--repeats", "6", "--n-train", "20000", "--cluster", "local:2", "--out-dir", tmp_path
-    )
+@pytest.mark.parametrize("when", ["starting", "training"])
+def test_ctrl_c_stops_the_cluster_run_exit_130_no_process_left(tmp_path, when):
+    """Ctrl-C while the local cluster starts (it comes through when it has started), or
+    while the cluster trains: exit 130, one line, nothing written, no process left."""
+    argv = ["--repeats", "6", "--n-train", "20000", "--cluster", "local:2", "--out-dir", tmp_path]
+    proc = start(*argv)
     try:
-        wait_for_trainings(proc)
+        if when == "starting":
+            for line in proc.stdout:
+                if line.startswith("starting a local Dask cluster"):
+                    break
+        else:
+            wait_for_trainings(proc)
         os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, err[-2000:]
-        assert our_stderr_lines(err)[-1].startswith("interrupted:"), err[-2000:]
-        assert "Traceback" not in err
+        assert our_stderr_lines(err) == [
+            "interrupted: stopped early; files already written are complete"
+        ]
         assert not (tmp_path / "metrics.json").exists()
         for _ in range(60):  # the workers go too
             if not group_alive(proc.pid):
@@ -210,6 +225,23 @@ def test_ctrl_c_cancels_the_cluster_run_exit_130_no_process_left(tmp_path):
     finally:
         if group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_training_that_fails_on_the_cluster_stops_the_run_with_one_line(tmp_path, capfd):
+    from lstm_lessons import parallel
+    from lstm_lessons.cli import positive_int
+
+    trainings = [("seed 7: fine", positive_int, ("3",)), ("seed 8: broken", positive_int, ("x",))]
+    with parallel.cluster(SimpleNamespace(cluster="local:1", jobs=1)):
+        capfd.readouterr()
+        with pytest.raises(SystemExit) as stop:
+            parallel.run_trainings(trainings, SimpleNamespace(verbose=1), tmp_path)
+        assert stop.value.code == 1
+        assert parallel.run_trainings(trainings[:1] * 2, SimpleNamespace(verbose=0)) == [3, 3]
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'seed 8: broken' failed in a worker" in err[0], err
+    traceback = Path(err[0].split("traceback: ")[1]).read_text()
+    assert "ValueError" in traceback and "positive_int" in traceback
 
 
 def test_a_training_whose_worker_dies_is_named_exit_1(tmp_path):
