@@ -17,12 +17,8 @@ from .networks import define_and_compile, predict_splits
 
 
 def window_arrays(mid, t, look_back, horizon, target, scaler):
-    """Inputs x and labels y of the windows ending on days t, in the networks' units.
-
-    price: the mid prices through the fold's MinMaxScaler (fitted on rows up to its origin).
-    log-return: each window's log prices relative to its last day, so its last input is 0;
-    the label is log(p[t + h] / p[t]), and naive forecasts 0.
-    """
+    """Inputs x and labels y of the windows ending on days t, in the networks' units: prices
+    through the scaler, or log prices relative to the window's last day (log-return)."""
     days = t[:, None] + np.arange(1 - look_back, 1)
     if target == "log-return":
         log_p = np.log(mid)
@@ -40,15 +36,9 @@ def to_prices(values, mid, t, target, scaler):
 
 
 def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir, lesson):
-    """Refit every network and its scaler on all rows, then forecast h days past the last date.
-
-    Every window whose target is known trains, none validates: a model that stops before
-    the last days has not seen the prices it forecasts from. epochs: {network: epochs},
-    as the run chose them (the lesson: all; strict: the median best epoch over its folds).
-    residuals: {model: held-out h-step errors in prices (truth - forecast)} from the run;
-    their 10% and 90% quantiles give each forecast an 80% interval. Business days
-    (pandas' BDay) date the forecast: exchange holidays are not skipped.
-    """
+    """Refit every network and its scaler on all rows (none validates) for `epochs`
+    ({network: epochs}), then forecast h business days past the last date, with an 80%
+    interval from residuals, {model: held-out errors in prices} (docs/stock_lstm_compare.md)."""
     mid, dates, horizon = stock["mid"], stock["data"]["dates"], args.foresight + 1
     last = len(mid) - 1
     scaler = None if args.target == "log-return" else MinMaxScaler().fit(mid.reshape(-1, 1))

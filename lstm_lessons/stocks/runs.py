@@ -148,10 +148,7 @@ def summarise(results):
 
 
 def print_results(rows, n_targets, with_std, cost):
-    """The results table: every network and baseline on the same test targets.
-
-    cost: {network: training_cost(...)}, the fit seconds and epochs of each training.
-    """
+    """The results table: every network and baseline on the same test targets."""
     print(f"MAE on the {n_targets} test targets (scaled units; in prices via the test scaler):")
     columns = ["rank", "model", "test MAE"] + (["± std"] if with_std else [])
     columns += ["test MAE (price)", "train MAE", "params", "trained on", "epoch kept"]
