@@ -353,10 +353,7 @@ def run_lesson(
 
 # Beyond the lesson
 # ---------------------------------------------------------------------------
-# The command line. A plain run is the lesson as written: run_lesson with its defaults.
-# Everything more (two baselines, other models, repeats over seeds, the 7.9 experiment,
-# the output folder) is done by the package lstm_lessons, which gets the lesson's
-# functions passed in.
+# The command line: a plain run is run_lesson with its defaults; the rest is the package's.
 
 import sys  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
@@ -405,7 +402,6 @@ def run(args):
     else:
         # more seeds or models: every training through the package (in --jobs workers too)
         runs, figures = sine.train_all(args, LESSON, out_dir)
-    # the results table, the figures, the first seed's models and metrics.json
     return sine.finish(args, runs, figures, out_dir, record)
 
 
