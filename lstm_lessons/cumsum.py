@@ -1,10 +1,6 @@
-"""Lesson 10's extensions: 10.1's demonstration, the baselines (the majority label at each
-step, forward and backward LSTMs), the merge-mode and direction comparisons, repeats over
-seeds, the model size experiment, the memory guard, and the run around them.
-
-The script passes itself in as `lesson` (its data_streams, get_sequences, record_batches,
-SPEED, bidirectional_lstm and run_lesson); nothing here imports it.
-"""
+"""Lesson 10's extensions: 10.1's demonstration, the baselines, the merge-mode and direction
+comparisons, repeats over seeds, the model size experiment and the memory guard. The script
+passes itself in as `lesson`; nothing here imports it."""
 
 import itertools
 import json
@@ -33,8 +29,7 @@ from .training import (
 MERGE_MODES = ("sum", "mul", "concat", "ave")
 COLUMNS = ["model", "params", "loss", "per_step_accuracy", "sequence_accuracy", "fit s", "epochs"]
 TITLES = dict(compare_directions="Input direction", compare_merge_modes="Bidirectional merge mode")
-# --experiment size (10.9: model size against problem complexity): every cell of a grid
-# of sequence lengths x units x training sequences x batch sizes, with each seed.
+# --experiment size (10.9): every cell of the grid, with each seed
 SIZE_KEYS = ["n_timesteps", "units", "n_train", "batch_size"]
 SIZE_GRID = dict(n_timesteps="5,10,20", units="5,25", n_train="4000,20000", batch_size="10,50")
 QUICK_GRID = dict(n_timesteps="5,10", units="5", n_train="1000", batch_size="50")  # --quick's

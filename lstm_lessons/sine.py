@@ -1,8 +1,6 @@
 """Lesson 7's extensions (stacked_lstm_damped_sine.py): options, two baselines, the vanilla and
 many-to-many LSTMs, repeats over seeds, the outputs, the 7.9 experiment on longer waves. The
-script passes its lesson in (`lesson`: run_lesson, stacked_lstm, data_streams,
-generate_examples, its plots, LOSS, OPTIMIZER, SPEED); this module never imports the script
-and holds no copy of its code."""
+script passes its lesson in (`lesson`); this module never imports the script."""
 
 import argparse
 import inspect

@@ -161,12 +161,13 @@ def plan_stock(stock, args, seeds, lesson):
     return {"t": t, "folds": folds, "prepared": prepared, "trainings": trainings}
 
 
-def evaluate_stock(stock, plan, results, args, seeds, out_dir, lesson):
+def evaluate_stock(stock, plan, results, args, seeds, lesson):
     """One stock's folds scored from its trainings' results, then its summary: mean and
     spread over folds, DM p-values."""
     networks = {net.__name__: net for net in lesson.ALL_NETWORKS}
     dates, horizon = stock["data"]["dates"], args.foresight + 1
     t, folds, prepared = plan["t"], plan["folds"], plan["prepared"]
+    out_dir = stock["dir"]  # the stock's folder (run_strict made it)
     per_fold, fold_log, errors, residuals = [], [], {}, {}
     results, spent = iter(results), {}
     for k, (fold, (setup, known, prepare_s)) in enumerate(zip(folds, prepared), start=1):
@@ -177,8 +178,7 @@ def evaluate_stock(stock, plan, results, args, seeds, out_dir, lesson):
             fit_s = [[result["fit_s"]] for result in seed_results]  # one list per seed
             epochs = [result["epochs"] for result in seed_results]
             add_cost(spent, name, fit_s, epochs, [r["epoch_kept"] for r in seed_results])
-        if last:  # the last fold's first seed: summary, saved model, figures
-            for name, seed_results in by_network.items():
+            if last:  # the last fold's first seed: summary, saved model, figures
                 to_price, y_test = setup["to_price"], setup["splits"]["test"]["y"]
                 report = (lesson, name, seed_results[0], to_price, y_test, out_dir, "validation")
                 report_network(*report)
@@ -267,8 +267,7 @@ def print_evaluation(summary, stock, n_folds, cost):
                 "kept": f"{cost[name]['epochs_kept']:.1f}" if name in cost else "-",
             }
         )
-    columns = ["rank", "model", "MASE", "±", "skill vs naive", "MAE", "MAE $", "DM p"]
-    print_table(table, columns + ["conv. epoch", "conv. s", "fit s", "epochs", "kept"])
+    print_table(table, list(table[0]))
 
 
 def dm_verdict(evaluation, level=0.05):
@@ -392,9 +391,7 @@ def run_strict(args, lesson):
         done = [next(results) for _ in plan["trainings"]]
         if len(stocks) > 1:
             print(f"\n== {name}: results ==")
-        summary, fold_logs[name], layout = evaluate_stock(
-            stock, plan, done, args, seeds, stock_dir, lesson
-        )
+        summary, fold_logs[name], layout = evaluate_stock(stock, plan, done, args, seeds, lesson)
         plot_folds(stock, plan, horizon)
         title = f"{name}, strict protocol: MASE per model (± std over {args.folds} folds)"
         plot_mase({name: summary}, title, stock_dir / "comparison.png")
