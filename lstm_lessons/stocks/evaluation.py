@@ -155,9 +155,8 @@ def plan_stock(stock, args, seeds, lesson):
         for name in args.models:
             for r, seed in enumerate(seeds):  # only the last fold's first models are saved
                 call = (networks[name], prepared[-1][0], args, seed, k == len(folds) and r == 0)
-                trainings.append(
-                    (f"{stock['name']} fold {k} {name} seed {seed}", one_training, call)
-                )
+                label = f"{stock['name']} fold {k} {name} seed {seed}"
+                trainings.append((label, one_training, call))
     return {"t": t, "folds": folds, "prepared": prepared, "trainings": trainings}
 
 

@@ -64,7 +64,7 @@ def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir, lesson)
         prices = to_prices(values, mid, np.full(len(seeds), last), args.target, scaler)
         forecasts[name] = float(np.mean(prices))
     day = (pd.Timestamp(dates[-1]) + pd.offsets.BDay(horizon)).date()
-    table, record = [], {}
+    record = {}
     for name, value in forecasts.items():
         errors = np.asarray(residuals.get(name, []), dtype=float)
         low, high = (value + np.quantile(errors, [0.1, 0.9])) if len(errors) else (None, None)
@@ -75,21 +75,18 @@ def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir, lesson)
             "residuals": len(errors),
             "test_mase": mase.get(name),
         }
-        table.append(
-            {
-                "model": name,
-                "date": str(day),
-                "mid price": float(value),
-                "80% low": low if low is not None else "",
-                "80% high": high if high is not None else "",
-                "test MASE": mase.get(name, ""),
-            }
-        )
+    columns = ["model", "date", "mid price", "80% low", "80% high", "test MASE"]
+    table = []  # the record's values, None shown as ""
+    for name, row in record.items():
+        values = [
+            "" if row[k] is None else row[k] for k in ("mid_price", "low", "high", "test_mase")
+        ]
+        table.append(dict(zip(columns, [name, str(day), *values])))
     print(
         f"forecast of the mid price on {day}, {horizon} business days after {dates[-1]} "
         "(exchange holidays are not skipped):"
     )
-    print_table(table, ["model", "date", "mid price", "80% low", "80% high", "test MASE"])
+    print_table(table, columns)
     beat = "the baselines (naive, drift) are what the networks must beat" + (
         "; test MASE: " + ", ".join(f"{n} {v:.2f}" for n, v in mase.items()) if mase else ""
     )
