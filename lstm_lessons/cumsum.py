@@ -333,7 +333,7 @@ def batch_values(batches, batch_size, n_train):
 def plot_losses(curves, path, batch_size, n_train, n_points=20):
     """The training loss and accuracy along the run, one colour per model: a moving
     average of each call's value (solid), the epoch's running mean (dotted)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="tight")
     for name, batches in curves.items():
         values = batch_values(batches, batch_size, n_train)
         step, k = values["step"], max(1, len(values["step"]) // n_points)
@@ -347,13 +347,12 @@ def plot_losses(curves, path, batch_size, n_train, n_points=20):
     for ax, key in zip(axes, ("loss", "accuracy")):
         ax.set(xlabel="batches seen", title=f"Training {key}")
         ax.legend(fontsize=8)
-    fig.tight_layout()
     save_figure(fig, path)
 
 
 def plot_step_accuracy(step_scores, path):
     """Accuracy at each time step over the evaluation set, one line per model."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="tight")
     for name, values in step_scores.items():
         steps = np.arange(1, len(values) + 1)
         ax.plot(steps, values, "o-", label=name)
@@ -362,14 +361,13 @@ def plot_step_accuracy(step_scores, path):
     ax.set_title("Where along the sequence do the models err?")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     save_figure(fig, path)
 
 
 def plot_comparison(summary, path, title):
     """Bar chart of per-step and whole-sequence accuracy (± std over seeds)."""
     x = np.arange(len(summary))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(summary) + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(summary) + 2), 4.5), layout="tight")
     for offset, key in ((-0.2, "per_step_accuracy"), (0.2, "sequence_accuracy")):
         means = [row[key] for row in summary.values()]
         stds = [row.get(key + "_std", 0.0) for row in summary.values()]
@@ -379,7 +377,6 @@ def plot_comparison(summary, path, title):
     ax.set_xticks(x, list(summary))
     ax.set(ylim=(0, 1.1), ylabel="accuracy on the evaluation set", title=title)
     ax.legend(loc="lower right")
-    fig.tight_layout()
     save_figure(fig, path)
 
 
