@@ -224,9 +224,8 @@ def report_network(lesson, name, result, to_price, y_test, out_dir, val_label):
     model = result["model"]
     model.summary()
     save_model(model, out_dir / f"{name}.keras")
-    save_figure(
-        lesson.plot_losses(result["history"], name, val_label), out_dir / f"losses_{name}.png"
-    )
+    figure = lesson.plot_losses(result["history"], name, val_label)
+    save_figure(figure, out_dir / f"losses_{name}.png")
     # the lesson's plot takes a MinMaxScaler; the strict protocol's log-returns have none
     prices = SimpleNamespace(inverse_transform=lambda v: np.reshape(to_price(np.ravel(v)), (-1, 1)))
     figure = lesson.plot_predictions(result["predictions"]["test"], y_test, prices, name)
