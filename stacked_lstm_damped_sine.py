@@ -393,14 +393,12 @@ def run(args):
         save_json(record, out_dir / "metrics.json")
         return 0
     sizes = sine.lesson_sizes(args)
-    if sizes:
-        # one seed of the lesson's model: the lesson as written
+    if sizes:  # the lesson as written
         keras.backend.clear_session()  # layer names start again at lstm, lstm_1
         callbacks = [ctrl_c_callback()]  # Ctrl-C stops between batches: exit 130
         result = run_lesson(**sizes, seed=args.seed, callbacks=callbacks, verbose=args.verbose)
         runs, figures = sine.lesson_runs(result)
-    else:
-        # more seeds or models: every training through the package (in --jobs workers too)
+    else:  # more seeds or models (in --jobs workers too)
         runs, figures = sine.train_all(args, LESSON, out_dir)
     return sine.finish(args, runs, figures, out_dir, record)
 

@@ -406,13 +406,12 @@ def report(summary, n_seeds, names, cost):
 
 def plot_mae_bars(summary):
     """One bar per model or baseline (mean MAE, with the std over seeds)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4), layout="tight")
     means, stds = ([s.get(f"mae_{k}", 0.0) for s in summary.values()] for k in ("mean", "std"))
     colors = ["C0" if "LSTM" in name else "grey" for name in summary]
     bars = ax.bar(list(summary), means, yerr=stds, capsize=4, color=colors)
     ax.bar_label(bars, fmt="%.4f")
     ax.set(title="Evaluation MAE on the same fresh examples (lower is better)", ylabel="MAE")
-    fig.tight_layout()
     return fig
 
 
