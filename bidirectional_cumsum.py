@@ -262,48 +262,28 @@ def build_parser():
         f"--n-eval {N_EVAL} scores the lesson's {N_EVAL}.",
         formatter_class=cli.HelpFormatter,
     )
+    add = parser.add_argument
+    n_eval = f"fresh evaluation sequences (the lesson scores {N_EVAL}: --n-eval {N_EVAL})"
     for name, default, text in (  # the lesson's sizes: whole numbers of 1 or more
         ("n_timesteps", N_TIMESTEPS, "time steps per sequence (2 or more); the limit is n/4"),
         ("n_train", N_TRAIN, "fresh training sequences (one pass over them per epoch)"),
-        (
-            "n_eval",
-            CLI_N_EVAL,
-            f"fresh evaluation sequences (the lesson scores {N_EVAL}: --n-eval {N_EVAL})",
-        ),
+        ("n_eval", CLI_N_EVAL, n_eval),
         ("n_predict", N_PREDICT, "new sequences to predict and print one line each"),
         ("batch_size", BATCH_SIZE, "sequences per training batch"),
         ("epochs", EPOCHS, "passes over the training sequences"),
         ("units", N_UNITS, "LSTM units in each direction"),
     ):
-        parser.add_argument(
-            "--" + name.replace("_", "-"), type=cli.positive_int, default=default, help=text
-        )
-    add = parser.add_argument
-    add(
-        "--merge-mode",
-        choices=cumsum.MERGE_MODES,
-        default=MERGE_MODE,
-        help="how the Bidirectional wrapper joins its two directions",
-    )
-    add(
-        "--seed",
-        type=cli.non_negative_int,
-        default=7,
-        help="seed for the data, the weights and Keras",
-    )
-    add(
-        "--repeats",
-        type=cli.positive_int,
-        default=1,
-        help="run with seeds seed .. seed+N-1 and report mean ± std",
-    )
-    add(
-        "--jobs",
-        type=cli.positive_int,
-        default=1,
-        help="run the independent trainings (--repeats, --compare-*, --experiment size) in N "
-        "worker processes; same numbers as 1, and each worker imports Keras again",
-    )
+        add("--" + name.replace("_", "-"), type=cli.positive_int, default=default, help=text)
+    merge = "how the Bidirectional wrapper joins its two directions"
+    add("--merge-mode", choices=cumsum.MERGE_MODES, default=MERGE_MODE, help=merge)
+    jobs = "run the independent trainings (--repeats, --compare-*, --experiment size) in N "
+    jobs += "worker processes; same numbers as 1, and each worker imports Keras again"
+    for option, kind, default, text in (
+        ("--seed", cli.non_negative_int, 7, "seed for the data, the weights and Keras"),
+        ("--repeats", cli.positive_int, 1, "run with seeds seed .. seed+N-1 and report mean ± std"),
+        ("--jobs", cli.positive_int, 1, jobs),
+    ):
+        add(option, type=kind, default=default, help=text)
     add("--cluster", type=cluster_address, metavar="ADDRESS", help=CLUSTER_HELP)
     for option, text in (
         ("--demo", "only show go_backwards and the merge modes on a small input, then stop"),
@@ -312,12 +292,9 @@ def build_parser():
         ("--show", "also open the figures in windows at the end"),
     ):
         add(option, action="store_true", help=text)
-    add(
-        "--experiment",
-        choices=("size",),
-        help="instead of the lesson's run: 'size' trains the model on every cell of the "
-        "--grid-* options (model size against sequence length; add --repeats for seeds)",
-    )
+    experiment = "instead of the lesson's run: 'size' trains the model on every cell of the "
+    experiment += "--grid-* options (model size against sequence length; add --repeats for seeds)"
+    add("--experiment", choices=("size",), help=experiment)
     for key, text in zip(
         cumsum.SIZE_KEYS,
         ("sequence lengths", "LSTM units each way", "training sequences", "batch sizes"),
@@ -331,18 +308,10 @@ def build_parser():
         )
     quick = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in quick_options().items())
     add("--quick", action="store_true", help=f"tiny run of every step: {quick} unless given")
-    add(
-        "--verbose",
-        type=int,
-        default=1,
-        choices=(0, 1, 2),
-        help="Keras's fit output: 0 silent, 1 progress bar, 2 one line per epoch",
-    )
-    add(
-        "--out-dir",
-        default="outputs/bidirectional_cumsum",
-        help="folder for the figures, metrics.json and the .keras models",
-    )
+    verbose = "Keras's fit output: 0 silent, 1 progress bar, 2 one line per epoch"
+    add("--verbose", type=int, default=1, choices=(0, 1, 2), help=verbose)
+    out_dir = "folder for the figures, metrics.json and the .keras models"
+    add("--out-dir", default="outputs/bidirectional_cumsum", help=out_dir)
     return parser
 
 

@@ -353,10 +353,7 @@ def run_lesson(
 
 # Beyond the lesson
 # ---------------------------------------------------------------------------
-# The command line. A plain run is the lesson as written: run_lesson with its defaults.
-# Everything more (two baselines, other models, repeats over seeds, the 7.9 experiment,
-# the output folder) is done by the package lstm_lessons, which gets the lesson's
-# functions passed in.
+# The command line: a plain run is run_lesson with its defaults; the rest is the package's.
 
 import sys  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
@@ -396,16 +393,13 @@ def run(args):
         save_json(record, out_dir / "metrics.json")
         return 0
     sizes = sine.lesson_sizes(args)
-    if sizes:
-        # one seed of the lesson's model: the lesson as written
+    if sizes:  # the lesson as written
         keras.backend.clear_session()  # layer names start again at lstm, lstm_1
         callbacks = [ctrl_c_callback()]  # Ctrl-C stops between batches: exit 130
         result = run_lesson(**sizes, seed=args.seed, callbacks=callbacks, verbose=args.verbose)
         runs, figures = sine.lesson_runs(result)
-    else:
-        # more seeds or models: every training through the package (in --jobs workers too)
+    else:  # more seeds or models (in --jobs workers too)
         runs, figures = sine.train_all(args, LESSON, out_dir)
-    # the results table, the figures, the first seed's models and metrics.json
     return sine.finish(args, runs, figures, out_dir, record)
 
 

@@ -1,10 +1,6 @@
-"""Lesson 10's extensions: 10.1's demonstration, the baselines (the majority label at each
-step, forward and backward LSTMs), the merge-mode and direction comparisons, repeats over
-seeds, the model size experiment, the memory guard, and the run around them.
-
-The script passes itself in as `lesson` (its data_streams, get_sequences, record_batches,
-SPEED, bidirectional_lstm and run_lesson); nothing here imports it.
-"""
+"""Lesson 10's extensions: 10.1's demonstration, the baselines, the merge-mode and direction
+comparisons, repeats over seeds, the model size experiment and the memory guard. The script
+passes itself in as `lesson`; nothing here imports it."""
 
 import itertools
 import json
@@ -33,8 +29,7 @@ from .training import (
 MERGE_MODES = ("sum", "mul", "concat", "ave")
 COLUMNS = ["model", "params", "loss", "per_step_accuracy", "sequence_accuracy", "fit s", "epochs"]
 TITLES = dict(compare_directions="Input direction", compare_merge_modes="Bidirectional merge mode")
-# --experiment size (10.9: model size against problem complexity): every cell of a grid
-# of sequence lengths x units x training sequences x batch sizes, with each seed.
+# --experiment size (10.9): every cell of the grid, with each seed
 SIZE_KEYS = ["n_timesteps", "units", "n_train", "batch_size"]
 SIZE_GRID = dict(n_timesteps="5,10,20", units="5,25", n_train="4000,20000", batch_size="10,50")
 QUICK_GRID = dict(n_timesteps="5,10", units="5", n_train="1000", batch_size="50")  # --quick's
@@ -70,18 +65,13 @@ def run_demo(seed, n_timesteps=4, n_units=5):
 
 # Baselines and scores
 def forward_lstm(n_timesteps=10, n_units=50, go_backwards=False, unroll=False):
-    """Baseline: the lesson's model with one LSTM, reading forward (or backward).
-
-    With go_backwards=True it reads the last step first and its outputs come out in that
-    reversed order; they are flipped back, as the Bidirectional wrapper does for its
-    backward half, so the output at step t is scored against the label of step t.
-    """
+    """Baseline: the lesson's model with one LSTM, reading forward (or backward: its
+    outputs are flipped back to time order, as Bidirectional does for its backward half)."""
     stack = [
         keras.Input(shape=(n_timesteps, 1)),
-        # [batch, time, 1] -> [batch, time, units] (in reversed time order if go_backwards)
         layers.LSTM(n_units, return_sequences=True, go_backwards=go_backwards, unroll=unroll),
     ]
-    if go_backwards:  # put the outputs back in time order
+    if go_backwards:
         stack.append(layers.Lambda(lambda t: keras.ops.flip(t, axis=1), name="flip_time"))
     # a sigmoid unit at each step: [batch, time, units] -> [batch, time, 1]
     stack.append(layers.TimeDistributed(layers.Dense(1, activation="sigmoid")))
@@ -89,10 +79,7 @@ def forward_lstm(n_timesteps=10, n_units=50, go_backwards=False, unroll=False):
 
 
 def majority_baseline(y_train):
-    """The majority training label at each time step (a tie gives 1), shaped (steps, 1).
-
-    Labels switch from 0 to 1 once, so it says 0 early and 1 late, whatever the input.
-    """
+    """The majority training label at each time step (a tie gives 1), shaped (steps, 1)."""
     return (np.mean(y_train, axis=0) >= 0.5).astype(np.int64)
 
 
@@ -107,21 +94,17 @@ def score_labels(y_true, y_pred):
 
 
 def evaluate_directly(model, X, y):
-    """model.evaluate's loss and model.predict's labels, from direct calls, which trace
-    (compile) nothing: each new model's evaluate and predict would, and TensorFlow warns
-    when many do. The loss is the mean over all steps; evaluate's, a mean of batch means,
-    differs in the last float digits."""
+    """model.evaluate's loss (to the last float digits) and model.predict's labels, from
+    direct calls, which trace nothing (see predict_directly)."""
     probs = predict_directly(model, X)
     loss = keras.ops.mean(keras.losses.binary_crossentropy(y.astype(probs.dtype), probs))
     return float(keras.ops.convert_to_numpy(loss)), (probs > 0.5).astype(np.int64)
 
 
 def train_model(lesson_fns, define_model, seed, sizes, batch_size, epochs, verbose, keep=False):
-    """One model with one seed (the unit of --jobs), on the data run_lesson draws from the
-    seed (lesson_fns: its data_streams, get_sequences, record_batches and SPEED), compiled
-    and fitted as run_lesson does: the lesson's model gives run_lesson's numbers (tested).
-    It trains in an identical model compiled earlier in this process if any (reuse_compiled:
-    no new tracing). Returns plain results; writes no file."""
+    """One model with one seed (the unit of --jobs) on run_lesson's data, compiled and
+    fitted as run_lesson does (lesson_fns: its data_streams, get_sequences, record_batches
+    and SPEED), so the lesson's model gives run_lesson's numbers (tested)."""
     data_streams, get_sequences, record_batches, speed = lesson_fns
     n_timesteps, n_train, n_eval = sizes
     train_rng, eval_rng, *_ = data_streams(seed)
@@ -131,7 +114,6 @@ def train_model(lesson_fns, define_model, seed, sizes, batch_size, epochs, verbo
     data_s = time.perf_counter() - start
     keras.utils.set_random_seed(seed)
     model = define_model()
-    # run_lesson's compile (a test checks that the two give the same compile settings)
     model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"], **speed)
     model = reuse_compiled(model)
     print(f"fit {model.name} (seed {seed}) on {n_train:,} sequences, batch size {batch_size}")
@@ -246,11 +228,8 @@ def plus_minus(row, key, digits=4):
 
 def run_lesson_and_baselines(args, lesson, seeds, record, out_dir):
     """Every model and seed through train_model (--jobs may split them), then run_lesson
-    with the first seed, the tables, figures, models and record.
-
-    The lesson comes last: its evaluate traces (compiles) one more function of the kind
-    fit traces, and right before 3 more fits of 4 calls (--quick) TensorFlow would warn.
-    """
+    with the first seed (last: its evaluate traces one more function, and TensorFlow would
+    warn if more fits followed), the tables, figures, models and record."""
     builders = lesson_builders(args, lesson)
     fns = (lesson.data_streams, lesson.get_sequences, lesson.record_batches, lesson.SPEED)
     sizes = (args.n_timesteps, args.n_train, args.n_eval)
@@ -334,12 +313,8 @@ def run_lesson_and_baselines(args, lesson, seeds, record, out_dir):
 
 # Figures
 def batch_values(batches, batch_size, n_train):
-    """Undo Keras's running mean: (batches seen, the mean loss and accuracy of each call).
-
-    batches: record_batches' rows of (batch index in the epoch, running loss, accuracy), one
-    per call of batches. Keras reports the mean over the epoch so far, weighted by
-    samples; the difference of two running totals is the mean over the batches between.
-    """
+    """Undo Keras's running mean over the epoch (weighted by samples) in record_batches'
+    rows (batch index, running loss, accuracy): the mean loss and accuracy of each call."""
     batches = np.asarray(batches, dtype=float).reshape(-1, 3)
     per_epoch = -(-n_train // batch_size)  # batches per epoch; the last may be short
     epoch_step = np.minimum(batches[:, 0] + 1, per_epoch)
@@ -358,7 +333,7 @@ def batch_values(batches, batch_size, n_train):
 def plot_losses(curves, path, batch_size, n_train, n_points=20):
     """The training loss and accuracy along the run, one colour per model: a moving
     average of each call's value (solid), the epoch's running mean (dotted)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="tight")
     for name, batches in curves.items():
         values = batch_values(batches, batch_size, n_train)
         step, k = values["step"], max(1, len(values["step"]) // n_points)
@@ -372,13 +347,12 @@ def plot_losses(curves, path, batch_size, n_train, n_points=20):
     for ax, key in zip(axes, ("loss", "accuracy")):
         ax.set(xlabel="batches seen", title=f"Training {key}")
         ax.legend(fontsize=8)
-    fig.tight_layout()
     save_figure(fig, path)
 
 
 def plot_step_accuracy(step_scores, path):
     """Accuracy at each time step over the evaluation set, one line per model."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="tight")
     for name, values in step_scores.items():
         steps = np.arange(1, len(values) + 1)
         ax.plot(steps, values, "o-", label=name)
@@ -387,14 +361,13 @@ def plot_step_accuracy(step_scores, path):
     ax.set_title("Where along the sequence do the models err?")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     save_figure(fig, path)
 
 
 def plot_comparison(summary, path, title):
     """Bar chart of per-step and whole-sequence accuracy (± std over seeds)."""
     x = np.arange(len(summary))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(summary) + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(summary) + 2), 4.5), layout="tight")
     for offset, key in ((-0.2, "per_step_accuracy"), (0.2, "sequence_accuracy")):
         means = [row[key] for row in summary.values()]
         stds = [row.get(key + "_std", 0.0) for row in summary.values()]
@@ -404,7 +377,6 @@ def plot_comparison(summary, path, title):
     ax.set_xticks(x, list(summary))
     ax.set(ylim=(0, 1.1), ylabel="accuracy on the evaluation set", title=title)
     ax.legend(loc="lower right")
-    fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -442,13 +414,8 @@ def records(frame):
 
 
 def size_answers(summary, target=SIZE_TARGET):
-    """For each length, the smallest and the fastest cell reaching the target.
-
-    A cell reaches it when its whole-sequence accuracy is >= target with every seed.
-    Smallest: fewest parameters, then fewest training sequences, then the shortest fit.
-    Fastest: the shortest mean fit. Both None when no cell reached it; "best" is the cell
-    with the highest mean whole-sequence accuracy either way.
-    """
+    """For each length, the smallest and the fastest cell whose whole-sequence accuracy is
+    >= target with every seed (None if none), and the best cell by mean accuracy."""
     answers = {}
     for t, cells in summary.groupby("n_timesteps"):
         good = cells[cells["sequence_accuracy_min"] >= target]
@@ -549,18 +516,15 @@ def run_size_experiment(args, lesson, seeds, record, out_dir):
     )
 
 
-# The memory guard: get_sequences keeps X (float64) and y (int64) of each set, 16 bytes
-# per time step; while it labels a set, the comparison's bool mask (1 byte per step) sits
-# beside them (the float64 cumsum is freed before np.where makes y). Keras's fit then holds
-# its own copies of the training set: 28 bytes per step, measured (1,000,000 sequences of
-# 10 steps: 284 MB more at the peak of fit, batch 10 or 1,000).
+# fit's own copies of the training set, measured (docs/bidirectional_cumsum.md)
 FIT_BYTES_PER_STEP = 28
 
 
 def data_memory(n_timesteps, n_train, n_eval, n_predict):
-    """The peak bytes of one training's data: get_sequences' arrays and fit's copies."""
+    """The peak bytes of one training's data: get_sequences' X (float64) and y (int64) of
+    each set, its bool mask while it labels one, and fit's copies."""
     kept = 16 * n_timesteps * (n_train + n_eval + n_predict)
-    labelling = 1 * n_timesteps * max(n_train, n_eval, n_predict)
+    labelling = n_timesteps * max(n_train, n_eval, n_predict)
     fitting = FIT_BYTES_PER_STEP * n_timesteps * n_train
     return kept + max(labelling, fitting)
 

@@ -1,8 +1,6 @@
 """Lesson 7's extensions (stacked_lstm_damped_sine.py): options, two baselines, the vanilla and
 many-to-many LSTMs, repeats over seeds, the outputs, the 7.9 experiment on longer waves. The
-script passes its lesson in (`lesson`: run_lesson, stacked_lstm, data_streams,
-generate_examples, its plots, LOSS, OPTIMIZER, SPEED); this module never imports the script
-and holds no copy of its code."""
+script passes its lesson in (`lesson`); this module never imports the script."""
 
 import argparse
 import inspect
@@ -145,8 +143,8 @@ def data_bytes(length, output, n_train, n_eval):
 
 
 def check_data_memory(args):
-    """Bad input: stop before any work if the data will not fit in the free memory. Each
-    process training at once (min(--jobs, trainings)) holds its own; the grid: its largest."""
+    """Bad input: stop before any work if the data (the grid's largest) of every process
+    training at once, min(--jobs, trainings), will not fit in the free memory."""
     length, n_train, lower = args.length, args.n_train, "--n-train, --length or --n-eval"
     trainings = 0 if args.demo else args.repeats * len(model_list(args))
     if args.experiment:
@@ -215,8 +213,8 @@ def model_names(args):
 
 
 def many_to_many(length, output, units, dropout=0.0):
-    """7.2.4's variant: an encoder reads the wave into one vector, and a decoder LSTM makes
-    one output point per time step. The LSTM sizes are the stacked model's."""
+    """7.2.4's variant: an encoder reads the wave into one vector, and a decoder LSTM (the
+    stacked model's sizes) makes one output point per time step."""
     model = keras.Sequential([keras.Input(shape=(length, 1))], name="many_to_many")
     for n, u in enumerate(units[:-1]):  # encoder: the last keeps its last state, [batch, 20]
         model.add(layers.LSTM(u, return_sequences=n < len(units) - 2))
@@ -241,9 +239,8 @@ def define(name, args, lesson):
 
 
 def print_lstm_parameters(model):
-    """One line per LSTM layer: its parameters, 4·u·(i + u + 1), checked against Keras. (u
-    cells reading i features have 4 gates, each with weights for the input (i), the previous
-    output (u) and a bias (1), per cell. i: the units of the LSTM below, or 1 feature.)"""
+    """One line per LSTM layer: its parameters, 4·u·(i + u + 1) (4 gates of u cells, each
+    weighing i inputs, u previous outputs and a bias), checked against Keras."""
     i = model.input_shape[-1]
     for layer in (layer for layer in model.layers if isinstance(layer, layers.LSTM)):
         u, count = layer.units, layer.count_params()
@@ -283,12 +280,9 @@ def kept(run):
 
 
 def train_model(lesson, name, seed, args, keep=False):
-    """One training of model `name` on seed `seed` with the run's sizes: run_lesson's steps,
-    faster for many trainings, without its prints and figures. The same data streams, seed,
-    model, compile and fit, so the same numbers (a test checks it), but on TensorFlow a model
-    like one trained before trains in that one (reuse_compiled: no new tracing), and the
-    evaluation is direct calls. run_trainings calls it, here or in a --jobs worker. Returns
-    scored()'s results."""
+    """One training of model `name` on seed `seed` with the run's sizes: run_lesson's steps
+    and numbers (tested), without its prints and figures, in a model compiled before if any
+    (reuse_compiled) and evaluated by direct calls. Returns scored()'s results."""
     print(f"7.4 fit {name} (seed {seed}) on {args.n_train:,} examples, batch {args.batch_size}")
     keras.backend.clear_session()  # layer names start again at lstm, lstm_1 (models stay)
     start, streams = time.perf_counter(), lesson.data_streams(seed)  # run_lesson's streams
@@ -412,22 +406,16 @@ def report(summary, n_seeds, names, cost):
 
 def plot_mae_bars(summary):
     """One bar per model or baseline (mean MAE, with the std over seeds)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4), layout="tight")
     means, stds = ([s.get(f"mae_{k}", 0.0) for s in summary.values()] for k in ("mean", "std"))
     colors = ["C0" if "LSTM" in name else "grey" for name in summary]
     bars = ax.bar(list(summary), means, yerr=stds, capsize=4, color=colors)
     ax.bar_label(bars, fmt="%.4f")
     ax.set(title="Evaluation MAE on the same fresh examples (lower is better)", ylabel="MAE")
-    fig.tight_layout()
     return fig
 
 
-# --- the 7.9 experiment: longer waves ----------------------------------------------
-# 7.9 asks how many more training examples and/or memory cells longer waves need. Every
-# training of the grid makes its own data from its own seed, so the trainings could run in
-# any order, or in parallel, and give the same numbers. A longer wave has decayed further
-# towards 0.5 by its end, so raw MAE falls with the length whatever the model; each cell
-# is scored as skill against the better baseline instead:
+# --- the 7.9 experiment: longer waves (docs/stacked_lstm_damped_sine.md) -------------
 # skill = 1 - MAE / min(MAE persistence, MAE centre line). Above 0 beats both; 1 is perfect.
 
 grid_key = "length {}, {} examples, {} cells".format  # (length, n_train, cells): a cell's name
@@ -526,7 +514,6 @@ def run_length_experiment(args, lesson, out_dir, record):
         for seed, *cell in itertools.product(seeds, args.lengths, args.n_trains, args.cells)
     ]
     results = pd.DataFrame(run_trainings(trainings, args, out_dir))
-    # the cost (per cell: fit seconds per training and per seed, epochs) and timings apart
     cost = {}
     for cell, group in results.groupby(["length", "n_train", "cells"]):
         cost[grid_key(*cell)] = training_cost([[t] for t in group["fit_s"]], list(group["epochs"]))

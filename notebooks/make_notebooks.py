@@ -5,16 +5,14 @@ begins "# Beyond the lesson"), so that the notebook and the script never drift a
     python notebooks/make_notebooks.py           # rewrites the three notebooks beside this file
     python notebooks/make_notebooks.py --out DIR # writes them to DIR instead
 
-Cells: the header docstring and each section's heading as Markdown; one code cell per
-top-level step of the lesson (the imports and settings, each function); a cell tagged
-`parameters` (papermill's convention) with `quick = False`; and a last cell that runs the
-lesson, `run_lesson(**QUICK)` when quick is true, else `run_lesson()`, with its figures
-inline. The notebooks are written without outputs, so that their diffs stay readable.
+The notebooks end with a cell tagged `parameters` (papermill's), `quick = False`, and one that
+runs the lesson; they are written without outputs, so that their diffs stay readable.
 """
 
 import argparse
 import ast
 import re
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -56,13 +54,9 @@ def header_markdown(docstring):
     )
     # the docstring's indented command lines are a code block in Markdown too
     body = re.sub(
-        r"((?:^    .*\n?)+)", lambda m: f"```\n{dedent4(m.group(1))}```\n", body, flags=re.M
+        r"((?:^    .*\n?)+)", lambda m: f"```\n{textwrap.dedent(m.group(1))}```\n", body, flags=re.M
     )
     return f"# {title}\n\n" + "\n".join(fields) + "\n\n" + body
-
-
-def dedent4(block):
-    return "".join(line[4:] + "\n" for line in block.splitlines())
 
 
 def cells_of(source):

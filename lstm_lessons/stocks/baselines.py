@@ -1,11 +1,6 @@
-"""The baselines a network must beat, forecasting the networks' own targets: naive (the last
-value), drift, AR (least squares on the same windows), SES, and the lesson's SMA and EMA.
-
-The lesson scores SMA and EMA one step ahead on the smoothed training data, in 0.5 x MSE;
-the networks predict 4 steps ahead on the test data, in MAE. To compare like with like,
-each baseline here forecasts the networks' label (4 steps after each window's last day)
-from the same split, scored with the same metric on the same targets.
-"""
+"""The baselines a network must beat, forecasting the networks' own targets (not, as the
+lesson scores SMA and EMA, one step ahead): naive (the last value), drift, AR (least
+squares on the same windows), SES, and the lesson's SMA and EMA."""
 
 import numpy as np
 import pandas as pd
@@ -34,10 +29,8 @@ def sma_levels(series, window_size):
 
 
 def smoothed_levels(series, alpha):
-    """On every day, the exponentially smoothed level; alpha weights the newest value.
-
-    It starts at the series' first value, and day t uses days up to t only.
-    """
+    """On every day, the exponentially smoothed level of the days up to it (from the first
+    value); alpha weights the newest value."""
     return pd.Series(np.ravel(series)).ewm(alpha=alpha, adjust=False).mean().to_numpy()
 
 
@@ -47,14 +40,9 @@ def drift_forecast(last_prices, past, horizon):
 
 
 def baseline_forecasts(splits, lesson, look_back=7, foresight=3):
-    """Each baseline's forecasts of every split's labels: {baseline: {split: forecasts}}.
-
-    lesson: the script's namespace (SMA_WINDOW, EMA_GAMMA). splits: {name: {"series": the
-    split's values}}. naive: each window's last value; SMA and EMA: their level on that day
-    (an EMA forecasts every step ahead with the same value, as the chapter explains). The
-    EMA starts at the split's first value rather than the lesson's 0, so the first windows
-    are not pulled towards zero; pandas' alpha weights the new value: 1 - gamma.
-    """
+    """Each baseline's forecasts of every split's labels, {baseline: {split: forecasts}}:
+    its level on each window's last day (the EMA starts at the split's first value rather
+    than the lesson's 0, so the first windows are not pulled towards zero)."""
     naive, sma, ema = baseline_names(lesson)
     forecasts = {naive: {}, sma: {}, ema: {}}
     for name, split in splits.items():
@@ -77,11 +65,8 @@ def fit_ses_alpha(past):
 
 
 def baseline_prices(mid, t, origin, horizon, train_xy, x_test, to_price, lesson):
-    """Every baseline's price forecast for the windows ending on days t (strict protocol).
-
-    drift, AR and SES learn from the rows up to the fold's origin only. SMA, EMA and
-    SES at day t use days up to t (pandas' rolling and ewm never look ahead).
-    """
+    """Every baseline's price forecast for the windows ending on days t (strict protocol),
+    learnt from the rows up to the fold's origin only."""
     past = mid[: origin + 1]
     ar = LinearRegression().fit(*train_xy)  # least squares on the same 7-day windows
     naive, sma, ema = baseline_names(lesson)

@@ -10,11 +10,7 @@ import pandas as pd
 from ..cli import fail
 
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}  # what --csv files may use
-# The memory guard, measured on a 52 MiB CSV of 1e6 rows in Kaggle's format. Reading a CSV
-# as text peaked at 8.6x its size on disk (the 58 KB AAL file: 64x, a fixed 4 MiB). The
-# strict protocol then makes the windows of the whole series (2x, for a while) and keeps
-# each fold's until it is scored (50 bytes per window). Training and predicting peaked at
-# 0.96 KB per window (feed_forward, 999,000 windows in one call).
+# The memory guard's factors, measured (docs/stock_lstm_compare.md, "The memory guard")
 CSV_MEMORY_FACTOR, WINDOWS_MEMORY_FACTOR = 9, 2  # x the CSV's size on disk
 FOLD_BYTES, TRAINING_BYTES = 64, 1024  # per window: a fold's, kept; a training's peak
 
@@ -29,14 +25,9 @@ def default_csv(lesson):
 
 
 def read_price_csv(path, ticker="AAL"):
-    """Read a CSV with date, high and low columns (any letter case), for one ticker.
-
-    Reads Kaggle's all_stocks_5yr.csv (a Name column; --ticker picks the rows) and
-    its per-ticker files <TICKER>_data.csv, with lower-case or capitalised headers.
-    Any problem raises DataError with one line saying what is wrong and what to do.
-    """
+    """Read a CSV with date, high and low columns (any letter case), for one ticker (a Name
+    column, as Kaggle's all_stocks_5yr.csv, picks the rows); any problem raises DataError."""
     path = Path(path)
-    # the cache key: which file, and its version (a changed file is read again)
     frame, sep = read_csv_frame(path, file_stamp(path))
     where, used_ticker = str(path), None
     if "name" in frame:
@@ -105,7 +96,6 @@ def file_stamp(path):
 @functools.lru_cache(maxsize=2)  # --tickers reads one file for many stocks
 def read_csv_frame(path, stamp=None):
     """The CSV's cells as text, headers in lower case; DataError for a file that is not one."""
-
     unreadable = f"cannot read --csv {path} ({{}}); check the file and its permissions"
     if not path.exists():
         raise DataError(
@@ -158,11 +148,8 @@ def read_csv_frame(path, stamp=None):
 
 
 def tidy_prices(frame, source, where):
-    """Sort the rows by date and drop rows that repeat a date with the same prices.
-
-    Every change is stated: the returned `repairs` list is printed and recorded.
-    A date that appears twice with different prices is an error (two series mixed?).
-    """
+    """Sort the rows by date and drop rows that repeat a date with the same prices, stating
+    each change in `repairs`; a date with different prices twice is an error."""
     repairs = []
     if not frame["date"].is_monotonic_increasing:
         repairs.append(f"the rows were not in date order: sorted {len(frame)} rows by date")
@@ -288,23 +275,19 @@ def resolve_tickers(args, lesson):
 
 
 def memory_estimate(args, lesson):
-    """The peak bytes the data will need, from the CSV's size and the split's sizes.
-
-    This process reads the CSV as text (strict: then the windows of the whole series, and
-    each fold's); every process that trains (this one, or each --jobs worker) holds the
-    windows of train + test rows. No CSV (the small fallback data): 0. See FOLD_BYTES.
-    """
+    """The peak bytes the data will need, from the CSV's size and the split's sizes (no CSV,
+    the small fallback data: 0): this process reads the CSV as text (strict: then makes the
+    windows); each process that trains holds the windows of train + test rows."""
     csv = args.csv or default_csv(lesson)
     if csv is None or not Path(csv).is_file():
         return 0  # a missing file is reported when it is read
     size = Path(csv).stat().st_size
     # the windows: train + test rows, at most the file's rows (a line is 16 bytes or more)
     rows = min(sum(split_sizes(lesson, size, args.train_size, args.test_size)), size // 16)
-    folds = args.folds if args.protocol == "strict" else 1
     trainers = training_processes(args)
     need = size * CSV_MEMORY_FACTOR + trainers * rows * TRAINING_BYTES * max(1.0, args.scale)
     if args.protocol == "strict":
-        need += size * WINDOWS_MEMORY_FACTOR + folds * rows * FOLD_BYTES
+        need += size * WINDOWS_MEMORY_FACTOR + args.folds * rows * FOLD_BYTES
     return int(need)
 
 
@@ -316,10 +299,7 @@ def training_processes(args):
 
 def load_stock(args, ticker, lesson):
     """One stock's prices, mid prices and split, checked: bad data is one line, exit 2.
-
-    Without --csv: the chapter's file if it is in the current folder, else the lesson's
-    import_data (matplotlib's Google prices).
-    """
+    Without --csv: the chapter's file if in the current folder, else the lesson's import_data."""
     try:
         csv = args.csv or default_csv(lesson)
         if csv is not None:

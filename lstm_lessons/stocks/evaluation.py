@@ -1,18 +1,6 @@
-"""The strict protocol: a forecaster's evaluation over rolling origins.
-
-The question stays the chapter's: the mid price h = foresight + 1 = 4 trading days
-after a 7-day window. The strict protocol asks it as a forecaster would.
-- The windows are made once, on the whole series. A window's forecast is made on its
-  last day t, for the target day t + h.
-- The targets of the test part (--test-size rows after --train-size) are cut into
-  --folds consecutive blocks. A fold's origin is the day its first forecast is made,
-  h days before the block's first target. The fold learns only from what is known on
-  that day: it trains on the windows whose target is on or before the origin (the
-  last 20% of them validate, to keep the best epoch), fits its scaler, the drift, AR
-  and SES baselines on those rows, and retrains every network from scratch.
-- Every model is then scored on the block's targets in prices: MAE, MASE and skill
-  against naive; and a Diebold-Mariano test asks whether a network's lead is real.
-"""
+"""The strict protocol: the chapter's question (the mid price h = foresight + 1 days after
+a window) asked as a forecaster would, over rolling origins, each fold learning only from
+the rows known at its origin (docs/stock_lstm_compare.md, "The strict protocol")."""
 
 import time
 
@@ -34,12 +22,8 @@ VAL_FRACTION = 0.2  # the last 20% of a fold's training windows validate
 
 
 def rolling_folds(n_rows, first_target, n_targets, folds, look_back, horizon):
-    """The last day t of every window on the whole series, and each fold's windows.
-
-    Window k holds days t[k] - look_back + 1 .. t[k]; its target is day t[k] + horizon.
-    Each fold: its origin (a day), its training windows (target on or before the origin,
-    in time order) and its test windows (target in the fold's block of target days).
-    """
+    """The last day t of every window on the whole series (its target: t + horizon), and
+    each fold's origin, training windows (target on or before it) and test windows."""
     t = np.arange(look_back - 1, n_rows - horizon)
     target = t + horizon
     edges = np.linspace(first_target, first_target + n_targets, folds + 1).round().astype(int)
@@ -54,13 +38,9 @@ def rolling_folds(n_rows, first_target, n_targets, folds, look_back, horizon):
 
 
 def prepare_fold(mid, t, fold, args, lesson):
-    """One origin, fitted on what is known there: the networks' data and the baselines.
-
-    Returns (setup, known): setup, what every network of the fold trains and is scored on
-    (see run_network); known, what score_fold needs: the baselines' price forecasts, the
-    scaler, the targets. The networks train in between (one_training, --jobs). lesson: the
-    script's namespace (its reshape_data, SMA_WINDOW and EMA_GAMMA).
-    """
+    """One origin, fitted on what is known there: (setup, what every network of the fold
+    trains and is scored on (run_network); known, what score_fold needs: the baselines'
+    price forecasts, the scaler, the targets)."""
     horizon, origin, train, test = args.foresight + 1, fold["origin"], fold["train"], fold["test"]
     scaler = None  # log-return: the values are already scale-free
     if args.target == "price":
@@ -96,11 +76,8 @@ def prepare_fold(mid, t, fold, args, lesson):
 
 
 def score_fold(known, results, args):
-    """Every model of one fold scored in prices: MAE, MASE, skill against naive.
-
-    results: {network: [run_network's result per seed]}. Returns {model: {mae, mae_price,
-    mase, skill, errors (absolute, in prices)}} and each network's fit seconds and epochs kept.
-    """
+    """Every model of one fold scored in prices (MAE, MASE, skill against naive) from
+    results, {network: [run_network's result per seed]}; and each network's fit record."""
     forecasts, scaler, to_price = dict(known["forecasts"]), known["scaler"], known["to_price"]
     truth, y_test, last_input = known["truth"], known["y_test"], known["last_input"]
     runs = {}
@@ -141,15 +118,9 @@ def score_fold(known, results, args):
 
 
 def diebold_mariano(loss_differential, horizon):
-    """One-sided Diebold-Mariano test with the Harvey-Leybourne-Newbold correction.
-
-    loss_differential: |naive error| - |model error| per target, in time order, so a
-    positive mean favours the model. The variance of its mean is Newey-West's, with a
-    Bartlett kernel and horizon - 1 lags (h-step errors overlap by h - 1 days).
-    Returns (statistic, p-value), the p-value of "the model's expected absolute error
-    is lower" from Student's t with n - 1 degrees of freedom; (None, None) when the
-    variance is not positive (e.g. a model that forecasts exactly naive).
-    """
+    """One-sided Diebold-Mariano test (Newey-West variance, Bartlett kernel, horizon - 1
+    lags, Harvey-Leybourne-Newbold correction) of loss_differential, |naive error| - |model
+    error| per target in time order: (statistic, p-value), or (None, None) without variance."""
     d = np.asarray(loss_differential, dtype=float)
     n, lags = len(d), horizon - 1
     if n <= horizon:  # too few targets for h - 1 lags and the HLN correction
@@ -184,18 +155,18 @@ def plan_stock(stock, args, seeds, lesson):
         for name in args.models:
             for r, seed in enumerate(seeds):  # only the last fold's first models are saved
                 call = (networks[name], prepared[-1][0], args, seed, k == len(folds) and r == 0)
-                trainings.append(
-                    (f"{stock['name']} fold {k} {name} seed {seed}", one_training, call)
-                )
+                label = f"{stock['name']} fold {k} {name} seed {seed}"
+                trainings.append((label, one_training, call))
     return {"t": t, "folds": folds, "prepared": prepared, "trainings": trainings}
 
 
-def evaluate_stock(stock, plan, results, args, seeds, out_dir, lesson):
+def evaluate_stock(stock, plan, results, args, seeds, lesson):
     """One stock's folds scored from its trainings' results, then its summary: mean and
     spread over folds, DM p-values."""
     networks = {net.__name__: net for net in lesson.ALL_NETWORKS}
     dates, horizon = stock["data"]["dates"], args.foresight + 1
     t, folds, prepared = plan["t"], plan["folds"], plan["prepared"]
+    out_dir = stock["dir"]  # the stock's folder (run_strict made it)
     per_fold, fold_log, errors, residuals = [], [], {}, {}
     results, spent = iter(results), {}
     for k, (fold, (setup, known, prepare_s)) in enumerate(zip(folds, prepared), start=1):
@@ -206,8 +177,7 @@ def evaluate_stock(stock, plan, results, args, seeds, out_dir, lesson):
             fit_s = [[result["fit_s"]] for result in seed_results]  # one list per seed
             epochs = [result["epochs"] for result in seed_results]
             add_cost(spent, name, fit_s, epochs, [r["epoch_kept"] for r in seed_results])
-        if last:  # the last fold's first seed: summary, saved model, figures
-            for name, seed_results in by_network.items():
+            if last:  # the last fold's first seed: summary, saved model, figures
                 to_price, y_test = setup["to_price"], setup["splits"]["test"]["y"]
                 report = (lesson, name, seed_results[0], to_price, y_test, out_dir, "validation")
                 report_network(*report)
@@ -264,15 +234,12 @@ def evaluate_stock(stock, plan, results, args, seeds, out_dir, lesson):
                 "(or there are too few targets for the test)"
             )
     residuals = {name: np.concatenate(values) for name, values in residuals.items()}
-    layout = {"t": t, "folds": folds, "residuals": residuals}
-    return summary, fold_log, {**layout, "spent": spent}  # spent: for training_cost
+    return summary, fold_log, {"residuals": residuals, "spent": spent}  # spent: training_cost
 
 
 def print_evaluation(summary, stock, n_folds, cost):
-    """One table per stock: every model's mean over folds, ranked by MASE.
-
-    cost: {network: training_cost(...)}: mean fit seconds per training, epochs run and kept.
-    """
+    """One table per stock: every model's mean over folds, ranked by MASE; cost: each
+    network's training_cost."""
     print(
         f"{stock}: mean over {n_folds} folds (±: std of MASE over folds); MAE in the networks' "
         "units, MAE $ in prices; DM p: one-sided Diebold-Mariano against naive"
@@ -299,8 +266,7 @@ def print_evaluation(summary, stock, n_folds, cost):
                 "kept": f"{cost[name]['epochs_kept']:.1f}" if name in cost else "-",
             }
         )
-    columns = ["rank", "model", "MASE", "±", "skill vs naive", "MAE", "MAE $", "DM p"]
-    print_table(table, columns + ["conv. epoch", "conv. s", "fit s", "epochs", "kept"])
+    print_table(table, list(table[0]))
 
 
 def dm_verdict(evaluation, level=0.05):
@@ -353,19 +319,21 @@ def cross_stock(evaluation, networks):
     return rows
 
 
-def plot_folds(mid, dates, t, folds, horizon, title, path):
+def plot_folds(stock, plan, horizon):
     """The mid price with each fold's origin (dashed) and its block of test targets (shaded)."""
     fig, ax = plt.subplots(figsize=(12, 5), layout="tight")
-    ax.plot(mid, color="k", lw=1, label="mid price")
-    for k, fold in enumerate(folds):
-        targets = t[fold["test"]] + horizon
+    ax.plot(stock["mid"], color="k", lw=1, label="mid price")
+    for k, fold in enumerate(plan["folds"]):
+        targets = plan["t"][fold["test"]] + horizon
         ax.axvspan(targets[0], targets[-1], color=f"C{k}", alpha=0.25)
         ax.axvline(fold["origin"], color=f"C{k}", ls="--", label=f"fold {k + 1} origin")
+    dates = stock["data"]["dates"]
     step = max(1, len(dates) // 15)
     ax.set_xticks(range(0, len(dates), step), dates[::step].astype(str), rotation=60, fontsize=8)
+    title = f"{stock['name']}: rolling origins (dashed) and the test targets of each fold (shaded)"
     ax.set(ylabel="Mid price", title=title)
     ax.legend(fontsize=8)
-    save_figure(fig, path)
+    save_figure(fig, stock["dir"] / "split.png")
 
 
 def plot_mase(evaluation, title, path):
@@ -418,22 +386,12 @@ def run_strict(args, lesson):
     trainings = [training for plan in plans for training in plan["trainings"]]
     results = iter(run_trainings(trainings, args, out_dir))  # on a cluster: all at once
     for stock, plan in zip(stocks, plans):
-        name, mid, dates, stock_dir = (
-            stock["name"],
-            stock["mid"],
-            stock["data"]["dates"],
-            stock["dir"],
-        )
+        name, stock_dir = stock["name"], stock["dir"]
         done = [next(results) for _ in plan["trainings"]]
         if len(stocks) > 1:
             print(f"\n== {name}: results ==")
-        summary, fold_logs[name], layout = evaluate_stock(
-            stock, plan, done, args, seeds, stock_dir, lesson
-        )
-        title = f"{name}: rolling origins (dashed) and the test targets of each fold (shaded)"
-        plot_folds(
-            mid, dates, layout["t"], layout["folds"], horizon, title, stock_dir / "split.png"
-        )
+        summary, fold_logs[name], layout = evaluate_stock(stock, plan, done, args, seeds, lesson)
+        plot_folds(stock, plan, horizon)
         title = f"{name}, strict protocol: MASE per model (± std over {args.folds} folds)"
         plot_mase({name: summary}, title, stock_dir / "comparison.png")
         for network, entry in layout["spent"].items():  # the cost, over every stock
@@ -446,8 +404,7 @@ def run_strict(args, lesson):
                 print(f"finding: {row['finding']}")
         evaluation[name], data[name] = summary, data_record(stock)
         if args.forecast:
-            mase = {model: row["mase"] for model, row in summary.items()}
-            mase = {m: mase[m] for m in ("naive", "drift", *args.models)}
+            mase = {m: summary[m]["mase"] for m in ("naive", "drift", *args.models)}
             kept = {
                 m: [e for f in fold_logs[name] for e in f["networks"][m]["epochs_kept"]]
                 for m in args.models

@@ -17,12 +17,8 @@ from .networks import define_and_compile, predict_splits
 
 
 def window_arrays(mid, t, look_back, horizon, target, scaler):
-    """Inputs x and labels y of the windows ending on days t, in the networks' units.
-
-    price: the mid prices through the fold's MinMaxScaler (fitted on rows up to its origin).
-    log-return: each window's log prices relative to its last day, so its last input is 0;
-    the label is log(p[t + h] / p[t]), and naive forecasts 0.
-    """
+    """Inputs x and labels y of the windows ending on days t, in the networks' units: prices
+    through the scaler, or log prices relative to the window's last day (log-return)."""
     days = t[:, None] + np.arange(1 - look_back, 1)
     if target == "log-return":
         log_p = np.log(mid)
@@ -40,15 +36,9 @@ def to_prices(values, mid, t, target, scaler):
 
 
 def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir, lesson):
-    """Refit every network and its scaler on all rows, then forecast h days past the last date.
-
-    Every window whose target is known trains, none validates: a model that stops before
-    the last days has not seen the prices it forecasts from. epochs: {network: epochs},
-    as the run chose them (the lesson: all; strict: the median best epoch over its folds).
-    residuals: {model: held-out h-step errors in prices (truth - forecast)} from the run;
-    their 10% and 90% quantiles give each forecast an 80% interval. Business days
-    (pandas' BDay) date the forecast: exchange holidays are not skipped.
-    """
+    """Refit every network and its scaler on all rows (none validates) for `epochs`
+    ({network: epochs}), then forecast h business days past the last date, with an 80%
+    interval from residuals, {model: held-out errors in prices} (docs/stock_lstm_compare.md)."""
     mid, dates, horizon = stock["mid"], stock["data"]["dates"], args.foresight + 1
     last = len(mid) - 1
     scaler = None if args.target == "log-return" else MinMaxScaler().fit(mid.reshape(-1, 1))
@@ -74,7 +64,7 @@ def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir, lesson)
         prices = to_prices(values, mid, np.full(len(seeds), last), args.target, scaler)
         forecasts[name] = float(np.mean(prices))
     day = (pd.Timestamp(dates[-1]) + pd.offsets.BDay(horizon)).date()
-    table, record = [], {}
+    record = {}
     for name, value in forecasts.items():
         errors = np.asarray(residuals.get(name, []), dtype=float)
         low, high = (value + np.quantile(errors, [0.1, 0.9])) if len(errors) else (None, None)
@@ -85,21 +75,18 @@ def forecast_ahead(stock, args, seeds, residuals, mase, epochs, out_dir, lesson)
             "residuals": len(errors),
             "test_mase": mase.get(name),
         }
-        table.append(
-            {
-                "model": name,
-                "date": str(day),
-                "mid price": float(value),
-                "80% low": low if low is not None else "",
-                "80% high": high if high is not None else "",
-                "test MASE": mase.get(name, ""),
-            }
-        )
+    columns = ["model", "date", "mid price", "80% low", "80% high", "test MASE"]
+    table = []  # the record's values, None shown as ""
+    for name, row in record.items():
+        values = [
+            "" if row[k] is None else row[k] for k in ("mid_price", "low", "high", "test_mase")
+        ]
+        table.append(dict(zip(columns, [name, str(day), *values])))
     print(
         f"forecast of the mid price on {day}, {horizon} business days after {dates[-1]} "
         "(exchange holidays are not skipped):"
     )
-    print_table(table, ["model", "date", "mid price", "80% low", "80% high", "test MASE"])
+    print_table(table, columns)
     beat = "the baselines (naive, drift) are what the networks must beat" + (
         "; test MASE: " + ", ".join(f"{n} {v:.2f}" for n, v in mase.items()) if mase else ""
     )

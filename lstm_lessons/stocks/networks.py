@@ -1,10 +1,5 @@
 """Training the lesson's networks beyond the lesson: the exercises' optimizer, loss and scale,
-convergence, the lesson's fit_network in a worker, and a faster path for the strict folds.
-
-The faster path (run_network) trains the lesson's own network functions through the
-package's fit_recorded (step counts, validation batches), reuse_compiled (no retracing
-across folds) and direct calls; tests check it gives the lesson's numbers.
-"""
+convergence, the lesson's fit_network in a worker, and a faster path for the strict folds."""
 
 import functools
 import time
@@ -25,10 +20,7 @@ from ..training import (
 )
 from .baselines import mae
 
-# --loss huber: quadratic for errors below delta, linear above. The targets are scaled to
-# about [0, 1], where a day's 4-step error is a few hundredths (naive: 0.055 on the fallback
-# data), so Keras's delta of 1.0 would be plain 0.5 x MSE. 0.05 puts the bend among the
-# errors the networks make.
+# --loss huber: about a typical 4-step error in the scaled units (Keras's 1.0 would be 0.5 x MSE)
 HUBER_DELTA = 0.05
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
 
@@ -61,8 +53,6 @@ def scale_units(model, factor):
 
 def scaled(net, factor):
     """The lesson's network function net, its units times factor (the same name)."""
-    if factor == 1:
-        return net
 
     @functools.wraps(net)
     def build(input_shape):
@@ -107,8 +97,7 @@ class EpochTimes(keras.callbacks.Callback):
 
 
 def predict_splits(model, frames):
-    """Predict every split in one direct call (no traced predict function per model), then
-    cut it apart; model.predict gives the same numbers to float rounding."""
+    """Predict every split in one direct call (see predict_directly), then cut it apart."""
     joined = np.concatenate(list(frames.values()))
     flat = keras.ops.convert_to_numpy(model(joined, training=False)).reshape(-1)
     bounds = np.cumsum([0] + [len(frame) for frame in frames.values()])
@@ -141,8 +130,8 @@ def finish(result, model, times, data, epochs_kept):
 
 
 def lesson_training(fit_network, net, data, args, seed, keep_model=False):
-    """The lesson's fit_network for one network and seed, with the exercise options (a
-    --jobs worker runs this). keep_model: return the model too (the first seed's)."""
+    """The lesson's fit_network for one network and seed, with the exercise options;
+    keep_model: return the model too."""
     start, timer = time.perf_counter(), EpochTimes()
     result = fit_network(
         scaled(net, args.scale),
@@ -169,8 +158,7 @@ def lesson_training(fit_network, net, data, args, seed, keep_model=False):
 
 
 def define_and_compile(net, input_shape, args):
-    """The lesson's network, compiled with the run's loss and optimizer (the lesson's: MAE
-    and Adam) and Keras's default speed settings (fit_recorded makes the folds fast)."""
+    """The lesson's network, compiled with the run's loss and optimizer."""
     model = scale_units(net(input_shape), args.scale)
     loss, optimizer = training_loss(args.loss), make_optimizer(args.optimizer, args.learning_rate)
     model.compile(loss=loss, optimizer=optimizer)
@@ -221,7 +209,7 @@ def run_network(net, setup, args, seed, reuse=True):
 
 def one_training(net, setup, args, seed, keep_model=False):
     """One network with one seed in one fold, as run_trainings calls it. keep_model: return
-    a copy of the trained model (the next training of this network may train in it)."""
+    a copy of the trained model (reuse_compiled may lend it to the next training)."""
     start = time.perf_counter()
     result = run_network(net, setup, args, seed)
     model = result.pop("model")
@@ -236,9 +224,8 @@ def report_network(lesson, name, result, to_price, y_test, out_dir, val_label):
     model = result["model"]
     model.summary()
     save_model(model, out_dir / f"{name}.keras")
-    save_figure(
-        lesson.plot_losses(result["history"], name, val_label), out_dir / f"losses_{name}.png"
-    )
+    figure = lesson.plot_losses(result["history"], name, val_label)
+    save_figure(figure, out_dir / f"losses_{name}.png")
     # the lesson's plot takes a MinMaxScaler; the strict protocol's log-returns have none
     prices = SimpleNamespace(inverse_transform=lambda v: np.reshape(to_price(np.ravel(v)), (-1, 1)))
     figure = lesson.plot_predictions(result["predictions"]["test"], y_test, prices, name)
@@ -246,10 +233,7 @@ def report_network(lesson, name, result, to_price, y_test, out_dir, val_label):
 
 
 def add_cost(spent, name, fit_s, epochs, epochs_kept):
-    """Add trainings to spent[name], the input of training_cost.
-
-    fit_s: one list of fit seconds per seed; epochs, epochs_kept: one value per training.
-    """
+    """Add trainings to spent[name], the input of training_cost (fit_s: a list per seed)."""
     entry = spent.setdefault(name, {"fit_s": [[] for _ in fit_s], "epochs": [], "epochs_kept": []})
     for times, more in zip(entry["fit_s"], fit_s):
         times.extend(more)

@@ -148,15 +148,8 @@ def summarise(results):
 
 
 def print_results(rows, n_targets, with_std, cost):
-    """The results table: every network and baseline on the same test targets.
-
-    cost: {network: training_cost(...)}, the fit seconds and epochs of each training.
-    """
+    """The results table: every network and baseline on the same test targets."""
     print(f"MAE on the {n_targets} test targets (scaled units; in prices via the test scaler):")
-    columns = ["rank", "model", "test MAE"] + (["± std"] if with_std else [])
-    columns += ["test MAE (price)", "train MAE", "params", "trained on", "epoch kept"]
-    columns += ["conv. epoch", "conv. s"]  # one per seed; see convergence()
-    columns += ["fit s", "epochs"]  # mean fit seconds per training; epochs trained
     table = []
     for row in rows:
         spent = cost.get(row["model"])
@@ -177,7 +170,7 @@ def print_results(rows, n_targets, with_std, cost):
                 "epochs": spent["epochs"] if spent else "-",
             }
         )
-    outputs.print_table(table, columns)
+    outputs.print_table(table, [c for c in table[0] if with_std or c != "± std"])
 
 
 def naive_verdict(rows, n_seeds):
