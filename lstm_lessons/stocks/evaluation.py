@@ -2,6 +2,7 @@
 a window) asked as a forecaster would, over rolling origins, each fold learning only from
 the rows known at its origin (docs/stock_lstm_compare.md, "The strict protocol")."""
 
+import pickle
 import time
 
 import matplotlib.pyplot as plt
@@ -179,8 +180,8 @@ def evaluate_stock(stock, plan, results, args, seeds, lesson):
             add_cost(spent, name, fit_s, epochs, [r["epoch_kept"] for r in seed_results])
             if last:  # the last fold's first seed: summary, saved model, figures
                 to_price, y_test = setup["to_price"], setup["splits"]["test"]["y"]
-                report = (lesson, name, seed_results[0], to_price, y_test, out_dir, "validation")
-                report_network(*report)
+                first = dict(seed_results[0], model=pickle.loads(seed_results[0]["model"]))
+                report_network(lesson, name, first, to_price, y_test, out_dir, "validation")
         scores, runs = score_fold(known, by_network, args)
         histories = {name: run.pop("history") for name, run in runs.items()}
         if last:

@@ -2,6 +2,7 @@
 convergence, the lesson's fit_network in a worker, and a faster path for the strict folds."""
 
 import functools
+import pickle
 import time
 from types import SimpleNamespace
 
@@ -12,7 +13,6 @@ import pandas as pd
 
 from ..outputs import save_figure, save_model
 from ..training import (
-    copy_model,
     ctrl_c_callback,
     fit_recorded,
     fit_verbose,
@@ -209,12 +209,13 @@ def run_network(net, setup, args, seed, reuse=True):
 
 def one_training(net, setup, args, seed, keep_model=False):
     """One network with one seed in one fold, as run_trainings calls it. keep_model: return
-    a copy of the trained model (reuse_compiled may lend it to the next training)."""
+    the trained model pickled (its .keras file's bytes: --tickers all holds one per network
+    and stock; reuse_compiled may lend the model itself to the next training)."""
     start = time.perf_counter()
     result = run_network(net, setup, args, seed)
     model = result.pop("model")
     if keep_model:
-        result["model"] = copy_model(model)
+        result["model"] = pickle.dumps(model)
     result["seconds"] = time.perf_counter() - start
     return result
 
