@@ -1,7 +1,9 @@
 """Options and one-line errors: every bad input gets one line on stderr and exit status 2."""
 
 import argparse
+import signal
 import sys
+import threading
 
 import matplotlib
 
@@ -69,12 +71,27 @@ def run_main(run, args):
         matplotlib.use("Agg")  # save figures, never open a window
     training.same_thread_counts()
     training._compiled_models.clear()  # this run's models only
+    previous, sys.unraisablehook = sys.unraisablehook, _ctrl_c_again
     try:
         with parallel.cluster(args):  # --cluster: connected before any work, closed after
             return run(args)
     except KeyboardInterrupt:
         print("interrupted: stopped early; files already written are complete", file=sys.stderr)
         return 130
+    finally:
+        sys.unraisablehook = previous
+
+
+def _ctrl_c_again(unraisable):
+    """Python drops an error raised inside a garbage-collector callback (JAX, which Keras
+    imports where it is installed, has one) and prints its traceback. When that error is
+    Ctrl-C's, press it again: its signal comes back to the main thread 50 ms later, once
+    the collection is over."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        main = threading.main_thread().ident
+        threading.Timer(0.05, signal.pthread_kill, (main, signal.SIGINT)).start()
+    else:
+        sys.__unraisablehook__(unraisable)
 
 
 def seed_list(args):

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import ROOT, our_stderr_lines, price_rows
-from test_package import _cmdline, _process_group, group_alive
+from test_package import assert_group_ends, group_alive, workers_of
 
 distributed = pytest.importorskip("distributed")  # optional: requirements-dev.txt has it
 
@@ -183,14 +183,7 @@ def wait_for_trainings(proc):
     for line in proc.stdout:
         if "trainings on the Dask cluster" in line:
             break
-    workers = [
-        int(p.name)
-        for p in Path("/proc").iterdir()
-        if p.name.isdigit()
-        and int(p.name) != proc.pid
-        and _process_group(p) == proc.pid
-        and b"spawn_main" in _cmdline(p)
-    ]
+    workers = workers_of(proc.pid, b"spawn_main")  # local:2's worker processes
     assert len(workers) == 2, "no local cluster workers found"
     time.sleep(3)  # into their first trainings
     return workers
@@ -216,12 +209,7 @@ def test_ctrl_c_stops_the_cluster_run_exit_130_no_process_left(tmp_path, when):
             "interrupted: stopped early; files already written are complete"
         ]
         assert not (tmp_path / "metrics.json").exists()
-        for _ in range(60):  # the workers go too
-            if not group_alive(proc.pid):
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("processes still running after the run stopped")
+        assert_group_ends(proc.pid)  # the workers go too
     finally:
         if group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import our_stderr_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -453,6 +454,56 @@ sys.exit(run_main(run, Args))
 """
 
 
+def assert_group_ends(pgid, seconds=30):
+    """Wait until no process of the group is left; fail if one still runs after `seconds`."""
+    import time
+
+    for _ in range(int(seconds / 0.5)):
+        if not group_alive(pgid):
+            return
+        time.sleep(0.5)
+    pytest.fail("processes still running after the run stopped")
+
+
+# Ctrl-C that lands in a garbage-collector callback (JAX has one; Keras imports JAX where
+# it is installed): Python drops the KeyboardInterrupt there and prints its traceback.
+GC_CALLBACK_SCRIPT = """
+import gc, sys, time
+from lstm_lessons.cli import run_main
+
+def callback(phase, info):
+    if not gc.callbacks.remove(callback):  # once, as a Ctrl-C landing in the callback
+        raise KeyboardInterrupt
+
+def run(args):
+    gc.callbacks.append(callback)
+    gc.collect()
+    time.sleep(60)
+    return 0
+
+class Args:
+    show, cluster, jobs = False, None, 1
+sys.exit(run_main(run, Args))
+"""
+
+
+def test_ctrl_c_in_a_garbage_collector_callback_still_stops_the_run():
+    done = subprocess.run(
+        [sys.executable, "-c", GC_CALLBACK_SCRIPT],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=50,  # without its Ctrl-C again, the run would sleep on
+        # a shell that starts pytest in the background ignores SIGINT; restore the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert done.returncode == 130, done.stderr[-2000:]
+    assert our_stderr_lines(done.stderr) == [
+        "interrupted: stopped early; files already written are complete"
+    ]
+
+
 def group_alive(pgid):
     try:
         os.killpg(pgid, 0)
@@ -492,12 +543,7 @@ def test_ctrl_c_exits_130_with_one_line_whole_files_and_no_process_left(tmp_path
         assert "Traceback" not in err
         assert json.loads(out.read_text()) == {"done": "before fit"}
         assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
-        for _ in range(60):  # the workers go too
-            if not group_alive(proc.pid):
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("processes still running after the run stopped")
+        assert_group_ends(proc.pid)  # the workers go too
     finally:
         if group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -522,17 +568,8 @@ def test_a_worker_that_dies_stops_a_scripts_main_with_one_line_and_exit_1(tmp_pa
             if "worker processes" in line:
                 break
         time.sleep(1)
-        workers = []
         for _ in range(120):  # joblib's workers: python processes of the group, not the run
-            workers = [
-                int(p.name)
-                for p in Path("/proc").iterdir()
-                if p.name.isdigit()
-                and int(p.name) != proc.pid
-                and _process_group(p) == proc.pid
-                and b"popen_loky" in _cmdline(p)
-            ]
-            if workers:
+            if workers := workers_of(proc.pid, b"popen_loky"):
                 break
             time.sleep(0.5)
         assert workers, "no worker process found"
@@ -547,6 +584,18 @@ def test_a_worker_that_dies_stops_a_scripts_main_with_one_line_and_exit_1(tmp_pa
     finally:
         if group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def workers_of(pgid, marker):
+    """The processes of group `pgid` but its leader whose command line holds `marker`."""
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit()
+        and int(p.name) != pgid
+        and _process_group(p) == pgid
+        and marker in _cmdline(p)
+    ]
 
 
 def _process_group(proc_dir):
