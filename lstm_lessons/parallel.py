@@ -46,13 +46,9 @@ def run_trainings(trainings, args, log_dir=None):
     else:
         done = _here(trainings, quiet=args.verbose != 2)
     results, failed = [None] * len(trainings), None
-    columns = [
-        progress.TextColumn("trainings"),
-        progress.BarColumn(),
-        progress.MofNCompleteColumn(),
-    ]
-    columns += [progress.TimeElapsedColumn(), progress.TextColumn("left")]
-    columns += [progress.TimeRemainingColumn()]
+    columns = [progress.TextColumn("trainings"), progress.BarColumn()]
+    columns += [progress.MofNCompleteColumn(), progress.TimeElapsedColumn()]
+    columns += [progress.TextColumn("left"), progress.TimeRemainingColumn()]
     # closing: the workers' trainings are stopped or cancelled here, on error or Ctrl-C too
     with contextlib.closing(done), progress.Progress(*columns, disable=args.verbose == 0) as line:
         task = line.add_task("trainings", total=len(trainings))
