@@ -109,15 +109,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_bad_cluster_options_get_one_line_exit_2_and_nothing_written(tmp_path):
+def test_bad_cluster_options_get_one_line_exit_2_and_nothing_written(tmp_path, capsys, monkeypatch):
     """Before any training: --jobs or --demo with --cluster, a bad local:N, an address
     Dask cannot reach (TLS not set up), no scheduler answering, a scheduler without
-    workers, workers of two threads, Dask not installed."""
+    workers, workers of two threads, Dask not installed. (In this process: a script's main
+    raises SystemExit where its command would exit.)"""
+    import stacked_lstm_damped_sine as script
+
     out = tmp_path / "out"
-    quick = ["stacked_lstm_damped_sine.py", "--quick", "--repeats", "2", "--out-dir", out]
+    quick = ["--quick", "--repeats", "2", "--out-dir", str(out)]
     nobody = f"tcp://127.0.0.1:{free_port()}"
-    no_dask = "import sys; sys.modules['distributed'] = None; sys.argv[0] = {!r}; "
-    no_dask += "import runpy; runpy.run_path(sys.argv[0], run_name='__main__')"
     cases = [
         (["--cluster", "local:2", "--jobs", "2"], "give --jobs (worker processes) or --cluster"),
         (["--cluster", "local:2", "--demo"], "--demo trains nothing: drop --cluster"),
@@ -125,6 +126,16 @@ def test_bad_cluster_options_get_one_line_exit_2_and_nothing_written(tmp_path):
         (["--cluster", "tls://127.0.0.1:1"], "tls://127.0.0.1:1: Dask cannot connect to it (TLS"),
         (["--cluster", nobody], f"--cluster {nobody}: no Dask scheduler answered within 10"),
     ]
+
+    def answer(argv):
+        """The stderr lines of the script's main on argv, which must exit 2, writing nothing."""
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as stop:
+            script.main([*quick, *argv])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and not out.exists(), (argv, lines)
+        return lines
+
     here = dict(host="127.0.0.1", dashboard_address="127.0.0.1:0")
     with (
         distributed.LocalCluster(n_workers=0, **here) as none,
@@ -133,22 +144,12 @@ def test_bad_cluster_options_get_one_line_exit_2_and_nothing_written(tmp_path):
         cases.append((["--cluster", none.scheduler_address], "the Dask scheduler has no worker"))
         cases.append((["--cluster", two.scheduler_address], "start them with --nthreads 1"))
         for argv, wanted in cases:
-            done = run_script(*quick, *argv)
-            lines = our_stderr_lines(done.stderr)
-            assert done.returncode == 2 and len(lines) == 1, (argv, done.stderr[-2000:])
-            assert lines[0].startswith("error: ") and wanted in lines[0], lines
-            assert not out.exists()
-    done = subprocess.run(
-        [sys.executable, "-c", no_dask.format(quick[0]), *map(str, quick[1:])]
-        + ["--cluster", "local:2"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=ENV,
-    )
+            lines = answer(argv)
+            assert len(lines) == 1 and lines[0].startswith("error: "), (argv, lines)
+            assert wanted in lines[0], lines
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if Dask were not installed
     wanted = 'error: --cluster needs Dask\'s distributed scheduler: pip install "dask[distributed]"'
-    assert done.returncode == 2 and our_stderr_lines(done.stderr) == [wanted]
-    assert not out.exists()
+    assert answer(["--cluster", "local:2"]) == [wanted]
 
 
 def test_other_versions_on_the_workers_get_one_warning_line(capsys):
