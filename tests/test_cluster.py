@@ -19,7 +19,6 @@ from test_package import assert_group_ends, group_alive, workers_of
 distributed = pytest.importorskip("distributed")  # optional: requirements-dev.txt has it
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-TIMED_OUT = "the run did not end"
 
 
 def run_script(script, *argv, env=ENV):
